@@ -1,3 +1,14 @@
-"""genaug: batched, fused, reproducible data augmentation for PyTorch."""
+"""genaug: batched, fused, reproducible data augmentation for PyTorch.
+
+Example:
+    >>> import torch, genaug as ga
+    >>> aug = ga.Compose([ga.RandomResizedCrop(32), ga.RandomRotation(15), ga.ColorJitter(0.3, 0.3)], seed=0)
+    >>> aug(torch.rand(4, 3, 64, 64)).shape
+    torch.Size([4, 3, 32, 32])
+"""
+
+from genaug.transforms import *  # noqa: F401,F403
+from genaug.transforms import __all__ as _transform_names
 
 __version__ = "0.1.0"
+__all__ = [*_transform_names]

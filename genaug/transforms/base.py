@@ -1,0 +1,327 @@
+"""The Transform base class: argument capture, explicit randomness, parameter sampling, replay.
+
+Every genaug transform is a :class:`Transform`. A transform never loops over samples: it samples a
+dict of parameter tensors with a leading batch dimension (on the CPU, from its own
+``torch.Generator``) and applies them to the whole batch at once. Three kinds exist:
+
+* ``"geometric"`` ops implement :meth:`Transform.matrix` (a per-sample 3x3 matrix mapping output
+  pixel coordinates to input pixel coordinates); :class:`~genaug.transforms.compose.Compose`
+  multiplies consecutive ones and resamples once.
+* ``"color"`` ops implement :meth:`Transform.color_affine` (a per-sample affine color map);
+  consecutive ones are multiplied into one map, applied in one pass.
+* ``"pixel"`` ops implement :meth:`Transform.apply` on the image tensor.
+
+Adding a transform means writing one class with ``_sample`` and one of those three methods; the
+call path, replay, targets, serialization and the adapters come from here.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import os
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from torch.utils.data import get_worker_info
+
+Params = dict[str, Any]
+
+_REGISTRY: dict[str, type[Transform]] = {}
+
+
+def registered_transforms() -> dict[str, type[Transform]]:
+    """Name → class of every Transform subclass (used by :func:`genaug.from_dict`)."""
+    return dict(_REGISTRY)
+
+
+def mix_seeds(*seeds: int) -> int:
+    """Combine integers into one well-mixed 63-bit seed (NumPy's SeedSequence hashing)."""
+    state = np.random.SeedSequence([int(s) % (2**64) for s in seeds]).generate_state(2, np.uint32)
+    return int((int(state[0]) << 31) ^ int(state[1])) & (2**63 - 1)
+
+
+def expand_params(params: Params, batch_size: int) -> Params:
+    """Expand every tensor in a (nested) params dict from batch 1 to ``batch_size``."""
+    out: Params = {}
+    for key, value in params.items():
+        if isinstance(value, dict):
+            out[key] = expand_params(value, batch_size)
+        elif isinstance(value, torch.Tensor) and value.dim() > 0:
+            out[key] = value.expand(batch_size, *value.shape[1:]).clone()
+        else:
+            out[key] = value
+    return out
+
+
+def check_probability(name: str, value: Any) -> float:
+    """Validate a probability argument and return it as a float."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r} ({type(value).__name__})")
+    if not 0.0 <= float(value) <= 1.0:
+        raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+    return float(value)
+
+
+def check_range(
+    name: str,
+    value: Any,
+    *,
+    center: float | None = None,
+    low: float = -float("inf"),
+    high: float = float("inf"),
+) -> tuple[float, float]:
+    """Turn a number or ``(min, max)`` pair into a validated ``(min, max)`` tuple.
+
+    A single number ``d`` means ``(center - d, center + d)`` when ``center`` is given (torchvision's
+    convention: ``degrees=30`` means ``(-30, 30)``, ``brightness=0.4`` means ``(0.6, 1.4)``), and
+    ``(d, d)`` otherwise.
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+    if isinstance(value, (int, float)):
+        if center is None:
+            lo = hi = float(value)
+        else:
+            if value < 0:
+                raise ValueError(f"{name} given as a single number must be >= 0, got {value!r}")
+            lo, hi = center - float(value), center + float(value)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+    ):
+        lo, hi = float(value[0]), float(value[1])
+        if lo > hi:
+            raise ValueError(f"{name} must be (min, max) with min <= max, got {tuple(value)!r}")
+    else:
+        raise TypeError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+    if lo < low or hi > high:
+        raise ValueError(f"{name} must lie within [{low}, {high}], got ({lo}, {hi}) from {value!r}")
+    return lo, hi
+
+
+def check_size(name: str, value: Any) -> tuple[int, int]:
+    """Validate an output size given as ``int`` (square) or ``(height, width)``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value, value)
+    if (
+        not isinstance(value, (tuple, list))
+        or len(value) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {value!r}")
+    if min(value) < 1:
+        raise ValueError(f"{name} must be positive, got {tuple(value)!r}")
+    return int(value[0]), int(value[1])
+
+
+def uniform(low: float, high: float, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` float64 samples from U(low, high) on the CPU, drawn from ``generator``."""
+    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+
+
+class Transform:
+    """Base class of every genaug transform.
+
+    Args:
+        p: probability that the op is applied to each sample (drawn independently per sample).
+        same_on_batch: draw one set of parameters and use it for every sample of the batch.
+        seed: seed of this transform's own ``torch.Generator``. ``None`` draws the seed from
+            torch's global RNG at construction (so ``torch.manual_seed`` makes it reproducible).
+
+    Example:
+        >>> import torch, genaug as ga
+        >>> flip = ga.RandomHorizontalFlip(p=0.5, seed=0)
+        >>> x = torch.rand(4, 3, 8, 8)
+        >>> out, params = flip(x, return_params=True)
+        >>> torch.equal(flip(x, params=params), out)
+        True
+    """
+
+    kind: ClassVar[str] = "pixel"
+    #: ops that only make sense on 1- or 3-channel images set this.
+    needs_color_channels: ClassVar[bool] = False
+    _init_args: dict[str, Any]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _REGISTRY[cls.__name__] = cls
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+        signature = inspect.signature(init)
+
+        @functools.wraps(init)
+        def recording_init(self: Transform, *args: Any, **kw: Any) -> None:
+            # The most-derived __init__ runs first: it records the user's arguments for to_dict().
+            if "_init_args" not in self.__dict__:
+                try:
+                    bound = signature.bind(self, *args, **kw)
+                except TypeError as exc:
+                    allowed = ", ".join(p for p in signature.parameters if p != "self")
+                    raise TypeError(f"{cls.__name__}: {exc}; allowed arguments: {allowed}") from None
+                bound.apply_defaults()
+                self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
+            init(self, *args, **kw)
+
+        cls.__init__ = recording_init  # type: ignore[method-assign]
+
+    def __init__(self, p: float = 1.0, same_on_batch: bool = False, seed: int | None = None) -> None:
+        self.p = check_probability("p", p)
+        if not isinstance(same_on_batch, bool):
+            raise TypeError(f"same_on_batch must be a bool, got {same_on_batch!r}")
+        self.same_on_batch = same_on_batch
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        self.seed = seed
+        self._base_seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        self._generator = torch.Generator().manual_seed(self._base_seed)
+        self._generator_owner: tuple[int, int | None] = (os.getpid(), None)
+
+    # ------------------------------------------------------------------ randomness
+    @property
+    def generator(self) -> torch.Generator:
+        """This transform's CPU generator, re-derived once per DataLoader worker.
+
+        In worker ``k`` the stream is seeded from ``(seed, worker_info.seed)``; the worker seed comes
+        from the DataLoader's own generator, so workers differ from each other and a run is
+        reproducible when the DataLoader's generator is seeded.
+        """
+        info = get_worker_info()
+        owner = (os.getpid(), info.id if info is not None else None)
+        if owner != self._generator_owner:
+            if info is not None:
+                self._generator = torch.Generator().manual_seed(mix_seeds(self._base_seed, info.seed))
+            self._generator_owner = owner
+        return self._generator
+
+    def reset_generator(self) -> None:
+        """Rewind this transform's generator to its seed (the state right after construction)."""
+        self._generator = torch.Generator().manual_seed(self._base_seed)
+        self._generator_owner = (os.getpid(), None)
+
+    # ------------------------------------------------------------------ sampling
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """Spatial size of the output for an input of ``size`` = (height, width)."""
+        return size
+
+    def _sample(self, n: int, size: tuple[int, int], generator: torch.Generator) -> Params:
+        """Draw this op's parameters for ``n`` samples (CPU tensors with leading dim ``n``)."""
+        return {}
+
+    def sample_params(self, batch_size: int, size: tuple[int, int], generator: torch.Generator) -> Params:
+        """Sample the parameters of one call: a dict of CPU tensors with leading dim ``batch_size``.
+
+        ``apply`` (bool, ``(B,)``) says which samples the op touches.
+        """
+        n = 1 if self.same_on_batch else batch_size
+        apply = torch.rand(n, generator=generator) < self.p
+        params = self._sample(n, size, generator)
+        params["apply"] = apply
+        return expand_params(params, batch_size) if self.same_on_batch and batch_size != 1 else params
+
+    # ------------------------------------------------------------------ the op itself
+    def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
+        """(geometric ops) ``(B, 3, 3)`` float64 map from output to input pixel coordinates.
+
+        Pixel coordinates put the centre of pixel ``(row i, col j)`` at ``(x=j, y=i)``.
+        """
+        raise NotImplementedError
+
+    def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
+        """(geometric ops) matrix used where the op is not applied (identity unless the size changes)."""
+        return torch.eye(3, dtype=torch.float64).expand(batch_size, 3, 3)
+
+    def color_affine(
+        self, params: Params, mean: torch.Tensor, channels: int
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(color ops) per-sample affine color map ``x -> A @ x + t`` as ``(A (B,C,C), t (B,C))``.
+
+        ``mean`` is the per-image mean colour ``(B, C)`` of the op's input (contrast needs it).
+        """
+        raise NotImplementedError
+
+    def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
+        """(pixel ops) transform a float ``(B, C, H, W)`` image; gating by ``apply`` is done by the caller."""
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ composition hooks
+    def leaves(
+        self, params: Params, gate: torch.Tensor | None, overrides: dict[str, Any] | None = None
+    ) -> list[tuple[Transform, Params, dict[str, Any]]]:
+        """Flatten into ``(leaf, params with the gate folded into apply, warp overrides)`` triples."""
+        if gate is not None:
+            params = {**params, "apply": params["apply"] & gate}
+        return [(self, params, overrides or {})]
+
+    # ------------------------------------------------------------------ calling
+    def __call__(
+        self,
+        image: torch.Tensor,
+        masks: torch.Tensor | None = None,
+        boxes: torch.Tensor | None = None,
+        keypoints: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        *,
+        params: Params | None = None,
+        return_params: bool = False,
+    ) -> Any:
+        """Augment a batch ``(B, C, H, W)`` or a single image ``(C, H, W)``.
+
+        Args:
+            image: uint8 (0..255) or floating (0..1) tensor on any device.
+            masks: ``(B, H, W)`` or ``(B, K, H, W)`` (unbatched: ``(H, W)`` / ``(K, H, W)``), any dtype.
+            boxes: ``(B, N, 4)`` xyxy pixel boxes (unbatched: ``(N, 4)``).
+            keypoints: ``(B, N, 2)`` xy pixel points (unbatched: ``(N, 2)``).
+            labels: passed through (generative augmenters may replace them).
+            params: replay parameters returned by an earlier ``return_params=True`` call.
+            return_params: also return the parameters used.
+
+        Returns:
+            The image tensor (same shape, dtype and device as ``image``) when no target is given;
+            otherwise a dict with ``image`` and each target given (plus ``boxes_valid`` and
+            ``keypoints_valid``). With ``return_params=True``, a pair ``(result, params)``.
+        """
+        from genaug.transforms.pipeline import Batch, run
+
+        batch = Batch.from_inputs(image, masks=masks, boxes=boxes, keypoints=keypoints, labels=labels)
+        if params is None:
+            params = self.sample_params(batch.batch_size, batch.size, self.generator)
+        else:
+            params = _checked_replay_params(params, batch.batch_size)
+        result = run(self, params, batch)
+        return (result, params) if return_params else result
+
+    # ------------------------------------------------------------------ serialization
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able description ``{"name": class name, "args": constructor arguments}``."""
+        from genaug.transforms.serialization import transform_to_dict
+
+        return transform_to_dict(self)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._init_args.items())
+        return f"{type(self).__name__}({args})"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_generator"] = self._generator.get_state()
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        generator = torch.Generator()
+        generator.set_state(state.pop("_generator"))
+        self.__dict__.update(state)
+        self._generator = generator
+
+
+def _checked_replay_params(params: Any, batch_size: int) -> Params:
+    if not isinstance(params, dict) or "apply" not in params:
+        raise TypeError(
+            "params must be the dict returned by a call with return_params=True "
+            f"(with an 'apply' entry), got {type(params).__name__}"
+        )
+    sampled = params["apply"].shape[0]
+    if sampled != batch_size:
+        raise ValueError(f"params were sampled for a batch of {sampled} images, but this batch has {batch_size}")
+    return params

@@ -1,0 +1,259 @@
+"""Executing a transform tree on a batch: input checks, stage fusion, output conversion.
+
+``run`` flattens a transform (or a Compose tree) into leaves, groups consecutive geometric leaves
+that share warp options into one warp, consecutive colour leaves into one colour map, and applies
+pixel leaves one by one. This is the single mechanism every transform goes through.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any, NamedTuple
+
+import torch
+
+from genaug.transforms.base import Params, Transform
+from genaug.transforms.photometric import apply_color_affine
+from genaug.transforms.warp import WarpOptions, warp_batch
+
+
+class Stage(NamedTuple):
+    """One leaf transform of a flattened tree with its (gated) params and warp overrides."""
+
+    leaf: Transform
+    params: Params
+    overrides: dict[str, Any]
+
+
+@dataclass
+class Batch:
+    """A batch in genaug's working form: float image ``(B, C, H, W)`` plus batched targets."""
+
+    image: torch.Tensor
+    input_dtype: torch.dtype
+    unbatched: bool
+    masks: torch.Tensor | None = None  # (B, K, H, W), original dtype
+    mask_shape: tuple[int, ...] | None = None  # user's mask shape without the batch dim
+    boxes: torch.Tensor | None = None  # (B, N, 4) float
+    boxes_valid: torch.Tensor | None = None  # (B, N) bool
+    keypoints: torch.Tensor | None = None  # (B, N, 2) float
+    keypoints_valid: torch.Tensor | None = None  # (B, N) bool
+    labels: torch.Tensor | None = None
+    normalized: bool = False
+
+    @property
+    def batch_size(self) -> int:
+        return self.image.shape[0]
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return int(self.image.shape[-2]), int(self.image.shape[-1])
+
+    @property
+    def has_targets(self) -> bool:
+        return any(t is not None for t in (self.masks, self.boxes, self.keypoints, self.labels))
+
+    @classmethod
+    def from_inputs(
+        cls,
+        image: Any,
+        masks: Any = None,
+        boxes: Any = None,
+        keypoints: Any = None,
+        labels: Any = None,
+    ) -> Batch:
+        """Validate user inputs and bring them to the working form (never modifying them)."""
+        if not isinstance(image, torch.Tensor):
+            raise TypeError(
+                f"image must be a torch.Tensor of shape (B, C, H, W) or (C, H, W), got {type(image).__name__}"
+            )
+        if image.dim() not in (3, 4):
+            raise ValueError(
+                f"image must have shape (B, C, H, W) or (C, H, W), got {tuple(image.shape)} ({image.dim()} dims)"
+            )
+        if image.dtype != torch.uint8 and not image.is_floating_point():
+            raise TypeError(f"image dtype must be torch.uint8 or a floating dtype, got {image.dtype}")
+        unbatched = image.dim() == 3
+        x = image.unsqueeze(0) if unbatched else image
+        if x.shape[1] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
+            raise ValueError(f"image must have at least one channel, row and column, got {tuple(image.shape)}")
+        if x.is_floating_point() and x.device.type == "cpu" and x.numel() and not torch.isfinite(x).all():
+            # Checked on the CPU only: on an accelerator this would cost a host sync per batch.
+            raise ValueError("image contains NaN or infinite values")
+        work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
+        if x.dtype == torch.uint8:
+            work = x.to(work_dtype).div_(255.0)
+        else:
+            work = x.to(work_dtype)  # may alias the input: every op below is out of place
+        batch = cls(image=work, input_dtype=image.dtype, unbatched=unbatched)
+        b, (h, w) = batch.batch_size, batch.size
+        if masks is not None:
+            batch.masks, batch.mask_shape = _batched_masks(masks, unbatched, b, (h, w))
+        if boxes is not None:
+            batch.boxes = _batched_points("boxes", boxes, 4, unbatched, b)
+            bx = batch.boxes
+            batch.boxes_valid = (bx[..., 2] > bx[..., 0]) & (bx[..., 3] > bx[..., 1])
+        if keypoints is not None:
+            batch.keypoints = _batched_points("keypoints", keypoints, 2, unbatched, b)
+            kp = batch.keypoints
+            batch.keypoints_valid = (kp[..., 0] >= 0) & (kp[..., 0] <= w) & (kp[..., 1] >= 0) & (kp[..., 1] <= h)
+        if labels is not None:
+            if not isinstance(labels, torch.Tensor):
+                raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+            if not unbatched and (labels.dim() == 0 or labels.shape[0] != b):
+                raise ValueError(f"labels must have {b} entries (one per image), got shape {tuple(labels.shape)}")
+            batch.labels = labels
+        return batch
+
+    def outputs(self) -> torch.Tensor | dict[str, torch.Tensor]:
+        """Convert back to the user's dtype and shapes: a tensor, or a dict when targets were given."""
+        image = self.image
+        if self.input_dtype == torch.uint8 and not self.normalized:
+            image = image.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
+        elif self.input_dtype == torch.uint8:
+            image = image.to(torch.float32)
+        else:
+            image = image.to(self.input_dtype)
+        squeeze = (lambda t: t[0]) if self.unbatched else (lambda t: t)
+        if not self.has_targets:
+            return squeeze(image)
+        result: dict[str, torch.Tensor] = {"image": squeeze(image)}
+        if self.masks is not None:
+            assert self.mask_shape is not None
+            b, (h, w) = self.batch_size, self.size
+            masks = self.masks.reshape(b, *self.mask_shape[:-2], h, w)
+            result["masks"] = squeeze(masks)
+        for name in ("boxes", "boxes_valid", "keypoints", "keypoints_valid", "labels"):
+            value = getattr(self, name)
+            if value is not None:
+                result[name] = value if name == "labels" else squeeze(value)
+        return result
+
+
+def _batched_masks(
+    masks: Any, unbatched: bool, batch_size: int, size: tuple[int, int]
+) -> tuple[torch.Tensor, tuple[int, ...]]:
+    if not isinstance(masks, torch.Tensor):
+        raise TypeError(f"masks must be a torch.Tensor, got {type(masks).__name__}")
+    expected = "(H, W) or (K, H, W)" if unbatched else "(B, H, W) or (B, K, H, W)"
+    lo, hi = (2, 3) if unbatched else (3, 4)
+    if not lo <= masks.dim() <= hi:
+        raise ValueError(f"masks must have shape {expected}, got {tuple(masks.shape)}")
+    m = masks.unsqueeze(0) if unbatched else masks
+    if m.shape[0] != batch_size:
+        raise ValueError(f"masks has batch size {m.shape[0]}, but image has {batch_size}")
+    if tuple(m.shape[-2:]) != size:
+        raise ValueError(f"masks spatial size {tuple(m.shape[-2:])} does not match the image's {size}")
+    shape = tuple(m.shape[1:])
+    return m.reshape(batch_size, -1, *size), shape
+
+
+def _batched_points(name: str, value: Any, width: int, unbatched: bool, batch_size: int) -> torch.Tensor:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(value).__name__}")
+    expected = f"(N, {width})" if unbatched else f"(B, N, {width})"
+    if value.dim() != (2 if unbatched else 3) or value.shape[-1] != width:
+        raise ValueError(f"{name} must have shape {expected}, got {tuple(value.shape)}")
+    v = value.unsqueeze(0) if unbatched else value
+    if v.shape[0] != batch_size:
+        raise ValueError(f"{name} has batch size {v.shape[0]}, but image has {batch_size}")
+    return v.to(torch.float64 if v.dtype == torch.float64 else torch.float32)
+
+
+# ---------------------------------------------------------------------------------- execution
+
+
+def _on_cpu(params: Params) -> Params:
+    return {k: (v.cpu() if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
+
+
+def _warp_options(stage: Stage) -> WarpOptions:
+    options: WarpOptions = stage.leaf.warp_options  # type: ignore[attr-defined]
+    overrides = {k: v for k, v in stage.overrides.items() if v is not None}
+    return replace(options, **overrides) if overrides else options
+
+
+def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> Batch:
+    size, b = batch.size, batch.batch_size
+    total: torch.Tensor | None = None
+    for stage in stages:
+        params = _on_cpu(stage.params)
+        m = stage.leaf.matrix(params, size)
+        m = torch.where(params["apply"].view(-1, 1, 1), m, stage.leaf.neutral_matrix(size, b))
+        total = m if total is None else total @ m
+        size = stage.leaf.output_size(size)
+    assert total is not None
+    return warp_batch(batch, total, size, options)
+
+
+def _run_color(stages: list[Stage], batch: Batch) -> Batch:
+    x = batch.image
+    b, c = x.shape[:2]
+    uses_mean = any(getattr(s.leaf, "uses_mean", False) for s in stages)
+    mean = x.mean(dim=(2, 3)) if uses_mean else x.new_zeros(b, c)
+    a_total = torch.eye(c, dtype=x.dtype, device=x.device).expand(b, c, c)
+    t_total = x.new_zeros(b, c)
+    for stage in stages:
+        a, t = stage.leaf.color_affine(stage.params, mean, c)
+        apply = stage.params["apply"].to(x.device, non_blocking=True)
+        a = torch.where(apply.view(-1, 1, 1), a, torch.eye(c, dtype=x.dtype, device=x.device))
+        t = torch.where(apply.view(-1, 1), t, 0.0)
+        a_total, t_total = a @ a_total, (a @ t_total.unsqueeze(-1)).squeeze(-1) + t
+        mean = (a @ mean.unsqueeze(-1)).squeeze(-1) + t
+    return replace(batch, image=apply_color_affine(x, a_total, t_total))
+
+
+def _run_pixel(stage: Stage, batch: Batch) -> Batch:
+    x = batch.image
+    out = stage.leaf.apply(x, stage.params)
+    apply = stage.params["apply"].to(x.device, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
+    normalized = batch.normalized or getattr(stage.leaf, "produces_normalized", False)
+    return replace(batch, image=torch.where(apply, out, x), normalized=normalized)
+
+
+def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:
+    """Group consecutive fusable stages: geometric ones sharing warp options, and colour ones."""
+    groups: list[tuple[str, list[Stage]]] = []
+    last_key: Any = None
+    for stage in stages:
+        kind = stage.leaf.kind
+        # antialias is decided for the fused matrix as a whole, so it does not split a chain.
+        key: Any = ("geometric", replace(_warp_options(stage), antialias=True)) if kind == "geometric" else kind
+        if kind in ("geometric", "color") and groups and key == last_key:
+            groups[-1][1].append(stage)
+        else:
+            groups.append((kind, [stage]))
+        last_key = key if kind in ("geometric", "color") else None
+    return groups
+
+
+def run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
+    """Apply ``transform`` with ``params`` to ``batch`` and return the user-facing result."""
+    if batch.batch_size == 0:
+        return _empty(transform, batch)
+    stages = [Stage(*leaf) for leaf in transform.leaves(params, None)]
+    for kind, group in group_stages(stages):
+        channels = batch.image.shape[1]
+        for stage in group:
+            if stage.leaf.needs_color_channels and channels not in (1, 3):
+                raise ValueError(f"{type(stage.leaf).__name__} needs 1- or 3-channel images, got {channels} channels")
+        if kind == "geometric":
+            antialias = any(_warp_options(s).antialias for s in group)
+            batch = _run_geometric(group, batch, replace(_warp_options(group[0]), antialias=antialias))
+        elif kind == "color":
+            batch = _run_color(group, batch)
+        else:
+            for stage in group:
+                batch = _run_pixel(stage, batch)
+    return batch.outputs()
+
+
+def _empty(transform: Transform, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
+    """An empty batch still gets the output's spatial size (crops and resizes change it)."""
+    size = batch.size
+    for leaf, _, _ in transform.leaves(transform.sample_params(0, size, torch.Generator()), None):
+        size = leaf.output_size(size)
+    b, c = batch.image.shape[:2]
+    image = batch.image.new_zeros(b, c, *size)
+    masks = None if batch.masks is None else batch.masks.new_zeros(b, batch.masks.shape[1], *size)
+    return replace(batch, image=image, masks=masks).outputs()
