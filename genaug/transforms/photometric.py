@@ -16,7 +16,7 @@ from kornia.filters import bilateral_blur, gaussian_blur2d
 from genaug.transforms.base import Params, Transform, check_range, uniform
 
 #: ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
-LUMA = (0.299, 0.587, 0.114)
+LUMA = (0.2989, 0.587, 0.114)
 # RGB -> YIQ; hue is a rotation of the chroma (I, Q) plane about the luma axis.
 _RGB_TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], dtype=torch.float64

@@ -1,0 +1,44 @@
+"""The ``genaug`` command: ``genaug demo`` and (with the generative models) ``genaug train``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from genaug.demo import run_demo
+
+    paths = run_demo(args.out, seed=args.seed)
+    print(f"genaug demo wrote {len(paths)} files to {args.out}/:")
+    for path in paths:
+        print(f"  {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``genaug`` command."""
+    parser = argparse.ArgumentParser(prog="genaug", description="Batched and generative data augmentation.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="augment the built-in photos and write labelled PNG grids")
+    demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the demo pipeline (default: 0)")
+    demo.set_defaults(func=_demo)
+    try:
+        from genaug.generative.cli import register
+    except ImportError:
+        register = None
+    if register is not None:
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``genaug`` console script."""
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

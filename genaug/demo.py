@@ -1,0 +1,156 @@
+"""``genaug demo``: every transform on the built-in photos, as a labelled PNG grid plus its params.
+
+Example:
+    >>> from genaug.demo import run_demo            # doctest: +SKIP
+    >>> paths = run_demo("outputs/demo")            # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+import genaug as ga
+from genaug.transforms.base import Params
+
+AUGMENTATIONS_PER_IMAGE = 8
+
+
+def demo_pipeline(seed: int = 0) -> ga.Compose:
+    """A pipeline that uses every batched transform; its ten geometric ops fuse into one warp."""
+    return ga.Compose(
+        [
+            ga.Resize(256),
+            ga.CenterCrop((240, 320)),
+            ga.RandomCrop((224, 288), padding=8, padding_mode="reflect"),
+            ga.RandomResizedCrop((192, 256), scale=(0.4, 1.0)),
+            ga.RandomRotation(degrees=25, padding_mode="reflect"),
+            ga.RandomScale(scale=(0.85, 1.2), padding_mode="reflect"),
+            ga.RandomAffine(degrees=0, translate=(0.05, 0.05), shear=8, padding_mode="reflect"),
+            ga.RandomHorizontalFlip(p=0.5),
+            ga.RandomVerticalFlip(p=0.15),
+            ga.ColorJitter(brightness=0.3, contrast=0.3, saturation=0.4, hue=0.06),
+            ga.RandomGaussianBlur(kernel_size=7, sigma=(0.1, 1.8), p=0.4),
+            ga.RandomBilateralBlur(kernel_size=5, p=0.3),
+            ga.RandomGaussianNoise(std=(0.0, 0.05), p=0.4),
+        ],
+        padding_mode="reflect",
+        seed=seed,
+    )
+
+
+def load_photos() -> list[torch.Tensor]:
+    """scikit-learn's two sample photos as uint8 ``(3, H, W)`` tensors."""
+    from genaug.data import load_builtin
+
+    return list(load_builtin("photos", split="all").images)
+
+
+def _caption(pipeline: ga.Compose, params: Params, i: int) -> str:
+    """A short per-sample description of the sampled parameters."""
+    parts = []
+    for k, t in enumerate(pipeline.transforms):
+        p = params[str(k)]
+        if not bool(p["apply"][i]):
+            continue
+        name = type(t).__name__
+        if name == "RandomRotation":
+            parts.append(f"rot {float(p['angle'][i]):+.0f}°")
+        elif name == "RandomScale":
+            parts.append(f"zoom {float(p['scale'][i]):.2f}")
+        elif name == "RandomAffine":
+            parts.append(f"shear {float(p['shear'][i, 0]):+.0f}°")
+        elif name == "RandomHorizontalFlip":
+            parts.append("hflip")
+        elif name == "RandomVerticalFlip":
+            parts.append("vflip")
+        elif name == "ColorJitter":
+            parts.append(f"b{float(p['brightness'][i]):.2f} h{float(p['hue'][i]):+.2f}")
+        elif name == "RandomGaussianBlur":
+            parts.append(f"blur σ{float(p['sigma'][i]):.1f}")
+        elif name == "RandomBilateralBlur":
+            parts.append("bilateral")
+        elif name == "RandomGaussianNoise":
+            parts.append(f"noise {float(p['std'][i]):.2f}")
+    lines, line = [], ""
+    for part in parts:
+        if len(line) + len(part) > 26:
+            lines.append(line)
+            line = ""
+        line = f"{line}, {part}" if line else part
+    return "\n".join([*lines, line])
+
+
+def _plain(params: Any) -> Any:
+    if isinstance(params, dict):
+        return {k: _plain(v) for k, v in params.items()}
+    if isinstance(params, torch.Tensor):
+        return params.tolist()
+    return params
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (no partial files)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_transform_grid(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
+    """Write ``transforms_grid.png`` (original + 8 augmentations per photo) and ``transforms_params.json``."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pipeline = demo_pipeline(seed)
+    photos = load_photos()
+    n = AUGMENTATIONS_PER_IMAGE
+    fig, axes = plt.subplots(len(photos), n + 1, figsize=(2.2 * (n + 1), 2.9 * len(photos)), squeeze=False)
+    all_params = {"pipeline": pipeline.to_dict(), "samples": []}
+    for row, photo in enumerate(photos):
+        batch = photo.unsqueeze(0).expand(n, -1, -1, -1)
+        out, params = pipeline(batch, return_params=True)
+        all_params["samples"].append({"image": row, "params": _plain(params)})
+        cells = [(photo, "original")] + [(out[i], _caption(pipeline, params, i)) for i in range(n)]
+        for col, (img, title) in enumerate(cells):
+            ax = axes[row, col]
+            ax.imshow(img.permute(1, 2, 0).numpy())
+            ax.set_title(title, fontsize=7)
+            ax.axis("off")
+    fused = sum(t.kind == "geometric" for t in pipeline.transforms)
+    fig.suptitle(f"genaug demo: {fused} geometric ops fused into one warp per batch (seed {seed})", fontsize=11)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    plt.close(fig)
+    grid_path, params_path = out_dir / "transforms_grid.png", out_dir / "transforms_params.json"
+    atomic_write_bytes(grid_path, buffer.getvalue())
+    atomic_write_bytes(params_path, (json.dumps(all_params, indent=1) + "\n").encode())
+    return grid_path, params_path
+
+
+def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) -> list[Path]:
+    """Run every part of the demo into ``out_dir`` and return the files written."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = list(write_transform_grid(out, seed))
+    try:
+        from genaug.generative.demo import write_generative_demo
+    except ImportError:  # the generative part is optional while it is being built
+        write_generative_demo = None
+    if write_generative_demo is not None:
+        paths.extend(write_generative_demo(out))
+    return paths
