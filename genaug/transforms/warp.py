@@ -72,6 +72,17 @@ def affine_inverse(m: torch.Tensor) -> torch.Tensor:
     return inv
 
 
+def is_pixel_permutation(matrix: torch.Tensor) -> bool:
+    """True when every matrix maps pixel centres onto pixel centres (flips, integer shifts)."""
+    if matrix.numel() == 0:
+        return False
+    linear = matrix[:, :2, :2]
+    unit_axes = torch.isin(linear, torch.tensor([-1.0, 0.0, 1.0], dtype=linear.dtype)).all()
+    axis_aligned = (linear[:, 0, 1] == 0).all() & (linear[:, 1, 0] == 0).all()
+    integer_shift = (matrix[:, :2, 2] == matrix[:, :2, 2].round()).all()
+    return bool(unit_axes & axis_aligned & integer_shift & (linear[:, 0, 0] != 0).all() & (linear[:, 1, 1] != 0).all())
+
+
 def _normalizer(h: int, w: int) -> torch.Tensor:
     """Pixel-centre coordinates → grid_sample's [-1, 1] coordinates (align_corners=False)."""
     return torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
@@ -118,19 +129,42 @@ def warp_image(
 ) -> torch.Tensor:
     """Resample ``image`` (B, C, H, W) through ``matrix`` (B, 3, 3, output → input pixels)."""
     in_size = (int(image.shape[-2]), int(image.shape[-1]))
-    if options.antialias and options.interpolation != "nearest":
+    mode = options.interpolation
+    if is_pixel_permutation(matrix):
+        mode = "nearest"  # flips and integer crops copy pixels exactly: no interpolation error at all
+    elif options.antialias and mode != "nearest":
         image = _antialias(image, matrix)
     grid = sampling_grid(matrix, in_size, out_size, image)
+    if options.padding_mode != "constant":
+        return F.grid_sample(image, grid, mode=mode, padding_mode=_GRID_PADDING[options.padding_mode], align_corners=False)
+    # Constant fill: sample with edge clamping, then blend in the fill by how much of each output
+    # pixel's footprint lies outside the source. Unlike zero padding, this does not darken the edges
+    # of upscaled crops and resizes (a footprint narrower than a pixel that is still inside).
+    out = F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
+    coverage = _coverage(grid, in_size, matrix)
+    if mode == "nearest":
+        coverage = (coverage >= 0.5).to(out.dtype)
     fill = options.fill if isinstance(options.fill, tuple) else (options.fill,)
-    shift = options.padding_mode == "constant" and any(v != 0 for v in fill)
-    if shift:
-        # grid_sample pads with zeros; warping (x - fill) and adding fill back pads with fill.
-        fill_t = torch.tensor(fill, dtype=image.dtype, device=image.device).view(1, -1, 1, 1)
-        image = image - fill_t
-    out = F.grid_sample(
-        image, grid, mode=options.interpolation, padding_mode=_GRID_PADDING[options.padding_mode], align_corners=False
-    )
-    return out + fill_t if shift else out
+    if all(v == 0 for v in fill):
+        return out * coverage
+    fill_t = torch.tensor(fill, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
+    return torch.lerp(fill_t.expand_as(out), out, coverage)
+
+
+def _coverage(grid: torch.Tensor, in_size: tuple[int, int], matrix: torch.Tensor) -> torch.Tensor:
+    """Fraction ``(B, 1, h, w)`` of each output pixel's footprint inside the source image.
+
+    The footprint of an output pixel is ``s`` input pixels wide along each axis, ``s`` being the
+    local scale of the warp; with ``s = 1`` this is exactly bilinear zero padding.
+    """
+    h, w = in_size
+    # Input-space length of one output step along x and y (1 for rotations and flips).
+    scale = matrix[:, :2, :2].norm(dim=1).clamp(min=1e-6)
+    scale = scale.to(device=grid.device, dtype=grid.dtype, non_blocking=True).view(-1, 1, 1, 2)
+    extent = torch.tensor([w, h], dtype=grid.dtype, device=grid.device)
+    pix = (grid + 1.0) * (0.5 * extent)  # continuous coordinates: the image spans [0, extent]
+    inside = ((pix / scale + 0.5).clamp(0.0, 1.0)) * (((extent - pix) / scale + 0.5).clamp(0.0, 1.0))
+    return (inside[..., 0] * inside[..., 1]).unsqueeze(1)
 
 
 def warp_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
