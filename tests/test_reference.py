@@ -16,6 +16,7 @@ def assert_close_inside(ours, image, reference):
     pixel, where torchvision uses plain zero padding; with unit scale both are the same.
     """
     inside = reference(torch.ones_like(image)) == 1
+    inside = -torch.nn.functional.max_pool2d(-inside.double(), 3, stride=1, padding=1) == 1  # one pixel in
     assert inside.float().mean() > 0.3
     torch.testing.assert_close(ours[inside], reference(image)[inside], atol=1e-9, rtol=0)
 
