@@ -155,11 +155,17 @@ class Transform:
         def recording_init(self: Transform, *args: Any, **kw: Any) -> None:
             # The most-derived __init__ runs first: it records the user's arguments for to_dict().
             if "_init_args" not in self.__dict__:
+                allowed = [p for p in signature.parameters if p != "self"]
+                unknown = sorted(set(kw) - set(allowed))
+                if unknown:
+                    raise TypeError(
+                        f"{cls.__name__} got unexpected keyword argument {unknown[0]!r}; "
+                        f"allowed arguments: {', '.join(allowed)}"
+                    )
                 try:
                     bound = signature.bind(self, *args, **kw)
                 except TypeError as exc:
-                    allowed = ", ".join(p for p in signature.parameters if p != "self")
-                    raise TypeError(f"{cls.__name__}: {exc}; allowed arguments: {allowed}") from None
+                    raise TypeError(f"{cls.__name__}: {exc}; allowed arguments: {', '.join(allowed)}") from None
                 bound.apply_defaults()
                 self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
             init(self, *args, **kw)

@@ -27,7 +27,7 @@ class ClassifierConfig:
     image_size: int = 28
     channels: int = 1
     num_classes: int = 10
-    width: int = 32
+    width: int = 16
     feature_dim: int = 128
     dropout: float = 0.3
 

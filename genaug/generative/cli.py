@@ -1,0 +1,99 @@
+"""``genaug train {vae,gan,classifier}`` — the command-line front end of :func:`train`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from .train import CONFIGS, KINDS, TrainConfig, command_line, train
+
+
+def _parse_set(items: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+def register(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``train`` subcommand to an argparse ``subparsers`` object.
+
+    Example:
+        >>> parser = argparse.ArgumentParser(prog="genaug")
+        >>> register(parser.add_subparsers(dest="command"))  # doctest: +ELLIPSIS
+        ArgumentParser(...)
+    """
+    p = subparsers.add_parser(
+        "train", help="train a conditional VAE, GAN or the reference classifier",
+        description="Train a model; writes last.safetensors/last.json (resume state), best.safetensors and "
+                    "model.safetensors to --out.")
+    p.add_argument("kind", choices=KINDS)
+    p.add_argument("--data", default="mnist5k", help="built-in name (mnist5k, digits, photos) or imagefolder:PATH")
+    p.add_argument("--split", default="train", choices=("train", "test", "all"))
+    p.add_argument("--out", required=True, help="output folder")
+    d = TrainConfig()
+    p.add_argument("--steps", type=int, default=d.steps)
+    p.add_argument("--batch-size", type=int, default=d.batch_size)
+    p.add_argument("--lr", type=float, default=d.lr)
+    p.add_argument("--lr-d", type=float, default=None, help="discriminator learning rate (GAN)")
+    p.add_argument("--betas", type=float, nargs=2, default=list(d.betas))
+    p.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument("--ckpt-every", type=int, default=d.ckpt_every)
+    p.add_argument("--val-every", type=int, default=d.val_every, help="0 disables validation")
+    p.add_argument("--patience", type=int, default=d.patience, help="early stopping patience in validations (0 = off)")
+    p.add_argument("--val-fraction", type=float, default=d.val_fraction)
+    p.add_argument("--val-classifier", default=None,
+                   help="GAN: classifier checkpoint or shipped name scoring samples for validation/early stopping")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.safetensors")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="model config field, e.g. --set latent_dim=32 --set loss=\"ns\" (repeatable)")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU training")
+    p.set_defaults(func=run_train)
+    return p
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Entry point for ``genaug train``; returns the exit status."""
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    overrides = _parse_set(args.set)
+    try:
+        tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_d=args.lr_d,
+                         betas=tuple(args.betas), weight_decay=args.weight_decay, seed=args.seed,
+                         ckpt_every=args.ckpt_every, val_every=args.val_every, patience=args.patience,
+                         val_fraction=args.val_fraction, device=args.device, progress=not args.no_progress)
+        res = train(args.kind, args.data, args.out, overrides or None, tc, split=args.split, resume=args.resume,
+                    val_classifier=args.val_classifier, command=command_line())
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        print(f"genaug train: error: {e}", file=sys.stderr)
+        return 2
+    msg = f"done: {res.step} steps; model written to {res.out / 'model.safetensors'}"
+    if res.best_step is not None:
+        msg += f" (best validation metric {res.best_metric:.4f} at step {res.best_step})"
+    print(msg)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Stand-alone entry point (``python -m genaug.generative.cli train ...``)."""
+    parser = argparse.ArgumentParser(prog="genaug")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,437 @@
+"""Trainers for the conditional VAE, conditional GAN and the reference classifier.
+
+One loop for all three kinds: seeded, deterministic on CPU, a tqdm progress bar with the
+losses, periodic checkpoints, exact ``resume`` (weights, optimizers, EMA, RNG state, step),
+validation and early stopping on a validation metric.
+
+Files written to ``out`` (a folder):
+
+* ``last.safetensors`` + ``last.json`` — resume state: tensors (model, optimizer moments,
+  RNG state) in safetensors, everything else (step, optimizer hyper-parameters, best metric,
+  history, configs) in JSON beside it.
+* ``best.safetensors`` — the model at the best validation metric (when validating).
+* ``model.safetensors`` — the final model to use: the best one when validation ran,
+  otherwise the last one.
+
+Validation metrics (higher is better):
+
+* ``classifier``: accuracy on the held-out part of the training split.
+* ``vae``: negative ELBO loss on the held-out images, negated.
+* ``gan``: with ``val_classifier`` (a :class:`Classifier` or checkpoint), minus the Fréchet
+  distance between classifier features of 1,000 generated and the held-out real images;
+  without it the GAN is not validated.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shlex
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..data.builtin import ImageTensorDataset, load_builtin
+from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, load_model,
+                         model_kind, read_checkpoint, save_checkpoint)
+from .models import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVAE, GANConfig,
+                     VAEConfig)
+
+KINDS = ("vae", "gan", "classifier")
+CONFIGS = {"vae": VAEConfig, "gan": GANConfig, "classifier": ClassifierConfig}
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings shared by all trainers.
+
+    Args:
+        steps: total optimisation steps (one step = one batch; for the GAN one D and one G update).
+        batch_size: images per step.
+        lr: learning rate (the generator's for a GAN).
+        lr_d: discriminator learning rate (GAN); ``None`` = ``lr``.
+        betas: Adam betas.
+        weight_decay: Adam weight decay (classifier and VAE).
+        seed: seeds weights, data order, latents and the validation split.
+        ckpt_every: write ``last.*`` every this many steps (and at the end).
+        val_every: validate every this many steps (0 = never).
+        patience: stop after this many validations without improvement (0 = never stop early).
+        val_fraction: fraction of each class held out from the data for validation.
+        device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
+        progress: show a tqdm progress bar.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 2e-4
+    lr_d: float | None = None
+    betas: tuple[float, float] = (0.5, 0.999)
+    weight_decay: float = 0.0
+    seed: int = 0
+    ckpt_every: int = 500
+    val_every: int = 250
+    patience: int = 0
+    val_fraction: float = 0.1
+    device: str = "auto"
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        for name in ("steps", "batch_size", "ckpt_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name}={v!r} must be a positive int")
+        for name in ("val_every", "patience"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or v < 0:
+                raise ValueError(f"{name}={v!r} must be an int >= 0")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"val_fraction={self.val_fraction!r} must be in [0, 1)")
+        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
+            raise ValueError(f"lr={self.lr!r} / lr_d={self.lr_d!r} must be > 0")
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train` returns: the final model and where things were written."""
+
+    model: nn.Module
+    out: Path
+    step: int
+    best_metric: float | None
+    best_step: int | None
+    stopped_early: bool
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def split_train_val(ds: ImageTensorDataset, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class seeded split of indices into (train, val); ``val_fraction`` of each class is val."""
+    g = torch.Generator().manual_seed(seed + 7919)
+    tr, va = [], []
+    for c in torch.unique(ds.labels).tolist():
+        idx = torch.nonzero(ds.labels == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(round(val_fraction * len(idx)))
+        va.append(idx[:k])
+        tr.append(idx[k:])
+    return torch.sort(torch.cat(tr)).values, torch.sort(torch.cat(va)).values
+
+
+def batch_indices(n: int, batch_size: int, step: int, seed: int) -> torch.Tensor:
+    """Indices of the batch used at ``step``: a seeded permutation per epoch (drop-last).
+
+    Depends only on (n, batch_size, step, seed), so a resumed run sees the same batches.
+    """
+    per_epoch = max(n // batch_size, 1)
+    epoch, i = divmod(step, per_epoch)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+    return perm[i * batch_size:(i + 1) * batch_size]
+
+
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """Fréchet distance between Gaussians fitted to feature sets ``a`` (N, D) and ``b`` (M, D)."""
+    a, b = a.double(), b.double()
+    mu1, mu2 = a.mean(0), b.mean(0)
+    s1, s2 = torch.cov(a.T), torch.cov(b.T)
+    tr_sqrt = torch.linalg.eigvals(s1 @ s2).sqrt().real.sum()
+    return float((mu1 - mu2).pow(2).sum() + s1.trace() + s2.trace() - 2 * tr_sqrt)
+
+
+def _build_model(kind: str, cfg: Any) -> nn.Module:
+    return {"vae": ConditionalVAE, "gan": ConditionalGAN, "classifier": Classifier}[kind](cfg)
+
+
+def _optimizers(kind: str, model: nn.Module, tc: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    if kind == "gan":
+        return {"g": torch.optim.Adam(model.generator.parameters(), lr=tc.lr, betas=tc.betas),
+                "d": torch.optim.Adam(model.discriminator.parameters(), lr=tc.lr_d or tc.lr, betas=tc.betas)}
+    return {"main": torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tc.betas, weight_decay=tc.weight_decay)}
+
+
+def _optimizer_tensors(opts: dict[str, torch.optim.Optimizer]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Split optimizer state dicts into tensors (for safetensors) and JSON-able rest."""
+    tensors: dict[str, torch.Tensor] = {}
+    rest: dict[str, Any] = {}
+    for name, opt in opts.items():
+        sd = opt.state_dict()
+        scalars: dict[str, dict[str, Any]] = {}
+        for pid, st in sd["state"].items():
+            for key, val in st.items():
+                if isinstance(val, torch.Tensor):
+                    tensors[f"optim.{name}.{pid}.{key}"] = val
+                else:
+                    scalars.setdefault(str(pid), {})[key] = val
+        rest[name] = {"param_groups": sd["param_groups"], "scalars": scalars}
+    return tensors, rest
+
+
+def _restore_optimizers(opts: dict[str, torch.optim.Optimizer], tensors: dict[str, torch.Tensor],
+                        rest: dict[str, Any], device: torch.device) -> None:
+    for name, opt in opts.items():
+        state: dict[int, dict[str, Any]] = {}
+        prefix = f"optim.{name}."
+        for k, v in tensors.items():
+            if k.startswith(prefix):
+                pid, key = k[len(prefix):].split(".", 1)
+                state.setdefault(int(pid), {})[key] = v if key == "step" else v.to(device)
+        for pid, sc in rest[name]["scalars"].items():
+            state.setdefault(int(pid), {}).update(sc)
+        opt.load_state_dict({"state": state, "param_groups": rest[name]["param_groups"]})
+
+
+class _Trainer:
+    """Per-kind step and validation logic."""
+
+    def __init__(self, kind: str, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
+                 device: torch.device, val_images: torch.Tensor, val_labels: torch.Tensor,
+                 val_classifier: Classifier | None) -> None:
+        self.kind, self.model, self.opts, self.device = kind, model, opts, device
+        self.val_images, self.val_labels = val_images, val_labels
+        self.val_classifier = val_classifier
+        self._val_feats: torch.Tensor | None = None
+
+    def step(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, float]:
+        m = self.model
+        m.train()
+        if self.kind == "classifier":
+            loss = F.cross_entropy(m(x), y)
+            self.opts["main"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.opts["main"].step()
+            return {"loss": float(loss.detach())}
+        if self.kind == "vae":
+            loss, parts = m.loss(x, y)
+            self.opts["main"].zero_grad(set_to_none=True)
+            loss.backward()
+            self.opts["main"].step()
+            return {"loss": float(loss), **parts}
+        # GAN: one discriminator and one generator update on the same fake batch.
+        real = x * 2 - 1
+        z = torch.randn(x.shape[0], m.config.latent_dim, device=self.device)
+        fake = m.generator(z, y)
+        d_loss = m.d_loss(m.discriminator(real, y), m.discriminator(fake.detach(), y))
+        pen = m.penalty(real, fake, y)
+        self.opts["d"].zero_grad(set_to_none=True)
+        (d_loss + pen).backward()
+        self.opts["d"].step()
+        g_loss = m.g_loss(m.discriminator(fake, y))
+        self.opts["g"].zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opts["g"].step()
+        m.update_ema()
+        return {"d": float(d_loss), "g": float(g_loss), **({"pen": float(pen)} if m.config.penalty != "none" else {})}
+
+    def can_validate(self) -> bool:
+        if self.val_images.shape[0] == 0:
+            return False
+        return self.kind != "gan" or self.val_classifier is not None
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Returns {"metric": higher-is-better, ...}; runs with a forked RNG (no side effects)."""
+        m = self.model
+        with torch.random.fork_rng(devices=[] if self.device.type == "cpu" else [self.device]):
+            torch.manual_seed(12345)
+            m.eval()
+            x = self.val_images.to(self.device).float() / 255
+            y = self.val_labels.to(self.device)
+            try:
+                if self.kind == "classifier":
+                    acc = float((m.predict(x) == y).float().mean())
+                    return {"metric": acc, "val_acc": acc}
+                if self.kind == "vae":
+                    losses = [float(m.loss(x[i:i + 500], y[i:i + 500] if m.config.num_classes else None)[0])
+                              * min(500, x.shape[0] - i) for i in range(0, x.shape[0], 500)]
+                    val = sum(losses) / x.shape[0]
+                    return {"metric": -val, "val_loss": val}
+                clf = self.val_classifier
+                assert clf is not None
+                if self._val_feats is None:
+                    self._val_feats = clf.features(x).cpu()
+                n = max(1000, x.shape[0])
+                g = torch.Generator().manual_seed(2024)
+                labels = torch.arange(n) % m.config.num_classes if m.config.num_classes else None
+                fake = torch.cat([m.sample(min(500, n - i), labels=None if labels is None else labels[i:i + 500],
+                                           generator=g) for i in range(0, n, 500)])
+                fd = frechet_distance(clf.features(fake).cpu(), self._val_feats)
+                out = {"metric": -fd, "val_fd": fd}
+                if labels is not None:
+                    out["val_acc"] = float((clf.predict(fake).cpu() == labels).float().mean())
+                return out
+            finally:
+                m.train()
+
+
+def _provenance(kind: str, data_name: str, split: str, n_train: int, n_val: int, step: int,
+                tc: TrainConfig, command: str | None) -> dict[str, Any]:
+    from .checkpoint import _genaug_version
+
+    return {"kind": kind, "data": data_name, "split": split, "n_train": n_train, "n_val": n_val,
+            "steps": step, "seed": tc.seed, "command": command or "(python API)",
+            "train_config": asdict(tc), "genaug_version": _genaug_version(),
+            "torch_version": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+
+
+def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, out: str | Path,
+          model_config: Any = None, train_config: TrainConfig | None = None, *, split: str = "train",
+          resume: bool = False, val_classifier: str | Path | Classifier | None = None,
+          command: str | None = None, log: Callable[[str], None] | None = None) -> TrainResult:
+    """Train a model and write checkpoints to ``out``.
+
+    Args:
+        kind: ``"vae"``, ``"gan"`` or ``"classifier"``.
+        data: a built-in name (``"mnist5k"``), ``"imagefolder:PATH"`` or a dataset.
+        out: output folder (created).
+        model_config: the model's config dataclass (or a dict of its fields); image size,
+            channels and classes default to the data's.
+        train_config: a :class:`TrainConfig` (defaults if ``None``).
+        split: which split of a built-in dataset to train on (validation is carved from it).
+        resume: continue from ``out/last.*`` exactly (same result as an uninterrupted run).
+        val_classifier: GAN only: a classifier (or checkpoint path / shipped name) whose
+            features score generated samples for validation and early stopping.
+        command: the command line to record in the provenance.
+        log: where to send one-line messages (default: stderr).
+
+    Returns:
+        :class:`TrainResult` with the final model (the best one if validation ran).
+
+    Example:
+        >>> from genaug.generative import train, TrainConfig, VAEConfig
+        >>> res = train("vae", "mnist5k", "runs/vae", VAEConfig(), TrainConfig(steps=2000))  # doctest: +SKIP
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r} is not allowed; allowed: {KINDS}")
+    tc = train_config or TrainConfig()
+    log = log or (lambda s: print(s, file=sys.stderr))
+    out = Path(out)
+    ds = load_builtin(data, split) if not isinstance(data, ImageTensorDataset) else data
+    data_name = data if isinstance(data, str) else ds.name
+    _, c, h, w = ds.images.shape
+    if h != w:
+        raise ValueError(f"data images are {h}x{w}; models need square images of size 28, 32 or 64")
+    defaults = {"image_size": h, "channels": c,
+                "num_classes": ds.num_classes if kind != "gan" or ds.num_classes > 1 else 0}
+    cfg_cls = CONFIGS[kind]
+    if model_config is None:
+        model_config = cfg_cls(**defaults)
+    elif isinstance(model_config, dict):
+        model_config = cfg_cls.from_dict({**defaults, **model_config})
+    if not isinstance(model_config, cfg_cls):
+        raise TypeError(f"model_config for kind={kind!r} must be a {cfg_cls.__name__} or dict")
+    if (model_config.image_size, model_config.channels) != (h, c):
+        raise ValueError(f"model_config has image_size={model_config.image_size}, channels={model_config.channels} "
+                         f"but the data is {c}x{h}x{w}")
+    if model_config.num_classes and int(ds.labels.max()) >= model_config.num_classes:
+        raise ValueError(f"data has label {int(ds.labels.max())} but num_classes={model_config.num_classes}")
+
+    device = resolve_device(tc.device)
+    torch.manual_seed(tc.seed)
+    model = _build_model(kind, model_config).to(device)
+    opts = _optimizers(kind, model, tc)
+    tr_idx, va_idx = split_train_val(ds, tc.val_fraction, tc.seed)
+    train_x, train_y = ds.images[tr_idx], ds.labels[tr_idx]
+    clf = None
+    if val_classifier is not None:
+        if kind != "gan":
+            raise ValueError("val_classifier is only used for kind='gan'")
+        clf = val_classifier if isinstance(val_classifier, Classifier) else load_model(val_classifier)
+        clf = clf.to(device).eval()
+    trainer = _Trainer(kind, model, opts, device, ds.images[va_idx], ds.labels[va_idx], clf)
+    conditional = model_config.num_classes > 0
+
+    state = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": [], "stopped_early": False}
+    last_st, last_js = out / "last.safetensors", out / "last.json"
+    if resume:
+        if not last_js.exists():
+            raise FileNotFoundError(f"resume=True but {last_js} does not exist; train without --resume first")
+        js = json.loads(last_js.read_text())
+        if js["kind"] != kind or js["model_config"] != model_config.to_dict():
+            raise CheckpointError(f"cannot resume: {last_js} was written for kind={js['kind']!r} with config "
+                                  f"{js['model_config']}, not kind={kind!r} with {model_config.to_dict()}")
+        if js["train_config"]["seed"] != tc.seed or js["train_config"]["batch_size"] != tc.batch_size:
+            raise CheckpointError(f"cannot resume: seed/batch_size differ from {last_js} "
+                                  f"({js['train_config']['seed']}/{js['train_config']['batch_size']})")
+        tensors, _ = read_checkpoint(last_st)
+        model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
+        model.load_state_dict(model_sd, strict=True)
+        _restore_optimizers(opts, tensors, js["optimizers"], device)
+        torch.set_rng_state(tensors["rng.cpu"])
+        if device.type == "cuda" and "rng.cuda" in tensors:
+            torch.cuda.set_rng_state(tensors["rng.cuda"], device)
+        state.update(js["state"])
+        log(f"resumed {kind} from {last_st} at step {state['step']}")
+
+    def save_last() -> None:
+        opt_t, opt_rest = _optimizer_tensors(opts)
+        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+        tensors.update(opt_t)
+        tensors["rng.cpu"] = torch.get_rng_state()
+        if device.type == "cuda":
+            tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
+        prov = _provenance(kind, data_name, split, len(tr_idx), len(va_idx), state["step"], tc, command)
+        atomic_save_tensors(tensors, last_st, {"format": "genaug-train-state", "kind": kind})
+        atomic_write_text(json.dumps({"kind": kind, "model_config": model_config.to_dict(),
+                                      "train_config": asdict(tc), "optimizers": opt_rest, "state": state,
+                                      "provenance": prov}, indent=1, default=str), last_js)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=tc.steps, initial=state["step"], desc=f"train {kind}", disable=not tc.progress,
+               dynamic_ncols=True, file=sys.stderr)
+    running: dict[str, float] = {}
+    while state["step"] < tc.steps and not state["stopped_early"]:
+        idx = batch_indices(len(tr_idx), tc.batch_size, state["step"], tc.seed)
+        x = train_x[idx].to(device).float() / 255
+        y = train_y[idx].to(device) if conditional else None
+        losses = trainer.step(x, y)
+        state["step"] += 1
+        for k, v in losses.items():
+            running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+        s = state["step"]
+        if tc.val_every and s % tc.val_every == 0 and trainer.can_validate():
+            val = trainer.validate()
+            state["history"].append({"step": s, **{k: round(v, 6) for k, v in running.items()}, **val})
+            if state["best_metric"] is None or val["metric"] > state["best_metric"]:
+                state["best_metric"], state["best_step"], state["bad_evals"] = val["metric"], s, 0
+                save_checkpoint(model, out / "best.safetensors",
+                                _provenance(kind, data_name, split, len(tr_idx), len(va_idx), s, tc, command))
+            else:
+                state["bad_evals"] += 1
+                if tc.patience and state["bad_evals"] >= tc.patience:
+                    state["stopped_early"] = True
+                    log(f"early stopping at step {s}: no improvement for {tc.patience} validations "
+                        f"(best {state['best_metric']:.4f} at step {state['best_step']})")
+            bar.write(f"step {s}: " + ", ".join(f"{k}={v:.4f}" for k, v in val.items()), file=sys.stderr)
+        if s % tc.ckpt_every == 0 or s == tc.steps or state["stopped_early"]:
+            save_last()
+    bar.close()
+
+    final = model
+    if state["best_step"] is not None and (out / "best.safetensors").exists():
+        final = load_model(out / "best.safetensors", device=device)
+    prov = _provenance(kind, data_name, split, len(tr_idx), len(va_idx), state["step"], tc, command)
+    prov["selected_step"] = state["best_step"] if final is not model else state["step"]
+    save_checkpoint(final, out / "model.safetensors", prov)
+    final.eval()
+    return TrainResult(final, out, state["step"], state["best_metric"], state["best_step"],
+                       state["stopped_early"], state["history"])
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """The command as typed: ``genaug`` followed by the arguments (shell-quoted)."""
+    args = sys.argv[1:] if argv is None else argv
+    return "genaug " + " ".join(shlex.quote(a) for a in args)
