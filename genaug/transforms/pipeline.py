@@ -77,14 +77,14 @@ class Batch:
         x = image.unsqueeze(0) if unbatched else image
         if x.shape[1] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f"image must have at least one channel, row and column, got {tuple(image.shape)}")
-        if x.is_floating_point() and x.device.type == "cpu" and x.numel() and not torch.isfinite(x).all():
-            # Checked on the CPU only: on an accelerator this would cost a host sync per batch.
-            raise ValueError("image contains NaN or infinite values")
         work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if x.dtype == torch.uint8:
             work = x.to(work_dtype).div_(255.0)
         else:
             work = x.to(work_dtype)  # may alias the input: every op below is out of place
+            if work.device.type == "cpu" and work.numel() and not _all_finite(work):
+                # Checked on the CPU only: on an accelerator this would cost a host sync per batch.
+                raise ValueError("image contains NaN or infinite values")
         batch = cls(image=work, input_dtype=image.dtype, unbatched=unbatched)
         b, (h, w) = batch.batch_size, batch.size
         if masks is not None:
@@ -128,6 +128,11 @@ class Batch:
             if value is not None:
                 result[name] = value if name == "labels" else squeeze(value)
         return result
+
+
+def _all_finite(x: torch.Tensor) -> bool:
+    """All values finite? One cheap reduction; the full elementwise check only if the sum is not."""
+    return bool(torch.isfinite(x.sum())) or bool(torch.isfinite(x).all())
 
 
 def _batched_masks(
@@ -205,10 +210,16 @@ def _run_color(stages: list[Stage], batch: Batch) -> Batch:
 
 def _run_pixel(stage: Stage, batch: Batch) -> Batch:
     x = batch.image
+    apply = stage.params["apply"]
+    # ``apply`` lives on the CPU (params are sampled there), so these checks cost no device sync.
+    if apply.device.type == "cpu" and not bool(apply.any()):
+        return batch
     out = stage.leaf.apply(x, stage.params)
-    apply = stage.params["apply"].to(x.device, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
+    if apply.device.type != "cpu" or not bool(apply.all()):
+        gate = apply.to(x.device, non_blocking=True).view(-1, *([1] * (x.dim() - 1)))
+        out = torch.where(gate, out, x)
     normalized = batch.normalized or getattr(stage.leaf, "produces_normalized", False)
-    return replace(batch, image=torch.where(apply, out, x), normalized=normalized)
+    return replace(batch, image=out, normalized=normalized)
 
 
 def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
-from kornia.filters import gaussian_blur2d
+
+from genaug.transforms.photometric import gaussian_blur
 
 if TYPE_CHECKING:
     from genaug.transforms.pipeline import Batch
@@ -121,7 +122,7 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     if size < 3:
         return image
     sig = sigmas.clamp(min=1e-3).to(device=image.device, dtype=image.dtype, non_blocking=True)
-    return gaussian_blur2d(image, (size, size), sig, border_type="reflect")
+    return gaussian_blur(image, (size, size), sig)
 
 
 def warp_image(
@@ -141,14 +142,31 @@ def warp_image(
     # pixel's footprint lies outside the source. Unlike zero padding, this does not darken the edges
     # of upscaled crops and resizes (a footprint narrower than a pixel that is still inside).
     out = F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
+    if _footprints_inside(matrix, in_size, out_size):
+        return out  # no output pixel reaches outside the source: nothing to fill
     coverage = _coverage(grid, in_size, matrix)
     if mode == "nearest":
         coverage = (coverage >= 0.5).to(out.dtype)
     fill = options.fill if isinstance(options.fill, tuple) else (options.fill,)
     if all(v == 0 for v in fill):
-        return out * coverage
+        return out.mul_(coverage)
     fill_t = torch.tensor(fill, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
     return torch.lerp(fill_t.expand_as(out), out, coverage)
+
+
+def _footprint_scale(matrix: torch.Tensor) -> torch.Tensor:
+    """Input-space length ``(B, 2)`` of one output step along x and y (1 for rotations and flips)."""
+    return matrix[:, :2, :2].norm(dim=1).clamp(min=1e-6)
+
+
+def _footprints_inside(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+    """True when every output pixel's footprint lies inside the source (checked on the CPU corners)."""
+    h, w = out_size
+    corners = torch.tensor([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], dtype=torch.float64)
+    mapped = torch.einsum("bij,kj->bki", matrix[:, :2, :].to(torch.float64), corners)  # pixel centres
+    margin = (_footprint_scale(matrix.to(torch.float64)) / 2 - 0.5).unsqueeze(1)  # footprint half-width - 0.5
+    limit = torch.tensor([in_size[1] - 1, in_size[0] - 1], dtype=torch.float64)
+    return bool(((mapped >= margin) & (mapped <= limit - margin)).all())
 
 
 def _coverage(grid: torch.Tensor, in_size: tuple[int, int], matrix: torch.Tensor) -> torch.Tensor:
@@ -158,12 +176,12 @@ def _coverage(grid: torch.Tensor, in_size: tuple[int, int], matrix: torch.Tensor
     local scale of the warp; with ``s = 1`` this is exactly bilinear zero padding.
     """
     h, w = in_size
-    # Input-space length of one output step along x and y (1 for rotations and flips).
-    scale = matrix[:, :2, :2].norm(dim=1).clamp(min=1e-6)
-    scale = scale.to(device=grid.device, dtype=grid.dtype, non_blocking=True).view(-1, 1, 1, 2)
+    scale = _footprint_scale(matrix).to(device=grid.device, dtype=grid.dtype, non_blocking=True).view(-1, 1, 1, 2)
     extent = torch.tensor([w, h], dtype=grid.dtype, device=grid.device)
-    pix = (grid + 1.0) * (0.5 * extent)  # continuous coordinates: the image spans [0, extent]
-    inside = ((pix / scale + 0.5).clamp(0.0, 1.0)) * (((extent - pix) / scale + 0.5).clamp(0.0, 1.0))
+    half = (0.5 * extent) / scale
+    # Distance to the nearer source edge, in footprints: grid in [-1, 1] spans [0, extent] pixels.
+    near = grid.mul(half).add_(half)
+    inside = torch.minimum(near, (extent / scale) - near).add_(0.5).clamp_(0.0, 1.0)
     return (inside[..., 0] * inside[..., 1]).unsqueeze(1)
 
 
