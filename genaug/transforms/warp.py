@@ -32,8 +32,8 @@ class WarpOptions:
         interpolation: ``"bilinear"``, ``"nearest"`` or ``"bicubic"``.
         padding_mode: ``"constant"`` (``fill``), ``"reflect"`` (mirror at the border) or ``"border"``
             (repeat the edge pixel).
-        fill: constant fill, one number or one per channel, in the image's 0..1 scale
-            (uint8 images: 0..255 divided by 255 is applied for you when you pass ints > 1).
+        fill: constant fill, one number or one per channel, in 0..1 units for every dtype
+            (for a uint8 image, ``fill=0.5`` gives 128).
         antialias: low-pass filter before a warp that shrinks the image, with a per-sample
             Gaussian of sigma ``0.5 * sqrt(s**2 - 1)`` for a shrink factor ``s``.
     """
