@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 # torch/torchvision: pip takes the build already on this machine's disk when one is there.
-TORCH  ?= torch>=2.1 torchvision>=0.16
+TORCH  ?= 'torch>=2.1' 'torchvision>=0.16'
 
 .PHONY: demo test venv bench clean
 
