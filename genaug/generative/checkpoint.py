@@ -95,6 +95,12 @@ def _check_safe_path(path: Path) -> None:
         raise CheckpointError(f"path={str(path)!r} is a pickle / torch.save archive, not safetensors. {_CONVERT_HINT}")
 
 
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                         metadata: dict[str, str]) -> Path:
     """Write ``tensors`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
@@ -104,6 +110,7 @@ def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLik
     os.close(fd)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
+        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -119,6 +126,7 @@ def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     with os.fdopen(fd, "w") as f:
         f.write(text)
+    os.chmod(tmp, _umask_mode())
     os.replace(tmp, path)
     return path
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from typing import Any
 
-from .train import CONFIGS, KINDS, TrainConfig, command_line, train
+from .train import KINDS, TrainConfig, train
 
 
 def _parse_set(items: list[str]) -> dict[str, Any]:
@@ -63,6 +64,31 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     return p
 
 
+def canonical_command(args: argparse.Namespace) -> str:
+    """The full ``genaug train`` command for ``args`` (every option spelled out, defaults included).
+
+    Recorded in checkpoint provenance: re-running it reproduces the run, whatever way the
+    command was first invoked (console script, ``python -m`` or ``main(argv)``).
+    """
+    parts = ["genaug", "train", args.kind, "--data", args.data, "--split", args.split, "--out", args.out,
+             "--steps", args.steps, "--batch-size", args.batch_size, "--lr", args.lr]
+    if args.lr_d is not None:
+        parts += ["--lr-d", args.lr_d]
+    parts += ["--betas", *args.betas, "--weight-decay", args.weight_decay, "--seed", args.seed,
+              "--ckpt-every", args.ckpt_every, "--val-every", args.val_every, "--patience", args.patience,
+              "--val-fraction", args.val_fraction]
+    if args.val_classifier:
+        parts += ["--val-classifier", args.val_classifier]
+    parts += ["--device", args.device]
+    for item in args.set:
+        parts += ["--set", item]
+    if args.threads:
+        parts += ["--threads", args.threads]
+    if args.resume:
+        parts.append("--resume")
+    return " ".join(shlex.quote(str(p)) for p in parts)
+
+
 def run_train(args: argparse.Namespace) -> int:
     """Entry point for ``genaug train``; returns the exit status."""
     import torch
@@ -76,7 +102,7 @@ def run_train(args: argparse.Namespace) -> int:
                          ckpt_every=args.ckpt_every, val_every=args.val_every, patience=args.patience,
                          val_fraction=args.val_fraction, device=args.device, progress=not args.no_progress)
         res = train(args.kind, args.data, args.out, overrides or None, tc, split=args.split, resume=args.resume,
-                    val_classifier=args.val_classifier, command=command_line())
+                    val_classifier=args.val_classifier, command=canonical_command(args))
     except (ValueError, TypeError, FileNotFoundError) as e:
         print(f"genaug train: error: {e}", file=sys.stderr)
         return 2

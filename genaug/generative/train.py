@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import shlex
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -429,9 +428,3 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
     final.eval()
     return TrainResult(final, out, state["step"], state["best_metric"], state["best_step"],
                        state["stopped_early"], state["history"])
-
-
-def command_line(argv: list[str] | None = None) -> str:
-    """The command as typed: ``genaug`` followed by the arguments (shell-quoted)."""
-    args = sys.argv[1:] if argv is None else argv
-    return "genaug " + " ".join(shlex.quote(a) for a in args)

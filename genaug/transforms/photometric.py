@@ -254,7 +254,8 @@ class RandomGaussianBlur(Transform):
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         _check_kernel_fits("RandomGaussianBlur", self.kernel_size, image)
         sigma = params["sigma"].to(device=image.device, dtype=image.dtype, non_blocking=True)
-        return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2))
+        # A convex combination of 0..1 values, up to rounding: clamp the last ulp back into range.
+        return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2)).clamp_(0.0, 1.0)
 
 
 class RandomBilateralBlur(Transform):
@@ -295,7 +296,7 @@ class RandomBilateralBlur(Transform):
         _check_kernel_fits("RandomBilateralBlur", self.kernel_size, image)
         to = dict(device=image.device, dtype=image.dtype, non_blocking=True)
         space = params["sigma_space"].to(**to).view(-1, 1).expand(-1, 2)
-        return bilateral_blur(image, self.kernel_size, params["sigma_color"].to(**to), space)
+        return bilateral_blur(image, self.kernel_size, params["sigma_color"].to(**to), space).clamp_(0.0, 1.0)
 
 
 class RandomGaussianNoise(Transform):

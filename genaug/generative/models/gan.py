@@ -239,5 +239,7 @@ class ConditionalGAN(nn.Module):
         if self.discriminator is None:
             raise RuntimeError("this ConditionalGAN was loaded without a discriminator")
         x = check_images(images, self.config.channels, self.config.image_size)
+        if self.config.num_classes and labels is None:
+            raise ValueError(f"labels are required for a conditional discriminator (num_classes={self.config.num_classes})")
         y = check_labels(labels, x.shape[0], self.config.num_classes, self.device, None)
         return self.discriminator(x.to(self.device) * 2 - 1, y)

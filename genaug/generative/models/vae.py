@@ -144,7 +144,7 @@ class ConditionalVAE(nn.Module):
         logits, mu, logvar = self(x, labels)
         rec = F.binary_cross_entropy_with_logits(logits, x, reduction="sum") / x.shape[0]
         kl = -0.5 * (1 + logvar - mu.pow(2) - logvar.exp()).sum() / x.shape[0]
-        return rec + self.config.beta * kl, {"rec": float(rec), "kl": float(kl)}
+        return rec + self.config.beta * kl, {"rec": float(rec.detach()), "kl": float(kl.detach())}
 
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, labels: Any = None) -> torch.Tensor:

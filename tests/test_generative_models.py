@@ -1,0 +1,144 @@
+"""Model shapes, ranges, determinism, validation errors and latent interpolation."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from genaug.generative import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVAE, GANConfig,
+                               VAEConfig, interpolate, lerp, slerp)
+
+
+def tiny_gan(**kw):
+    torch.manual_seed(0)
+    return ConditionalGAN(GANConfig(**{"g_width": 4, "d_width": 4, "latent_dim": 8, "num_classes": 3, **kw}))
+
+
+def tiny_vae(**kw):
+    torch.manual_seed(0)
+    return ConditionalVAE(VAEConfig(**{"enc_width": 4, "dec_width": 4, "latent_dim": 4, "num_classes": 3, **kw}))
+
+
+def gen(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("size,channels", [(28, 1), (32, 3), (64, 1)])
+@pytest.mark.parametrize("factory", [tiny_gan, tiny_vae])
+def test_sample_shape_range_and_determinism(factory, size, channels):
+    m = factory(image_size=size, channels=channels)
+    x = m.sample(5, labels=[0, 1, 2, 0, 1], generator=gen(1))
+    assert x.shape == (5, channels, size, size) and x.dtype == torch.float32
+    assert float(x.min()) >= 0.0 and float(x.max()) <= 1.0
+    assert torch.equal(x, m.sample(5, labels=[0, 1, 2, 0, 1], generator=gen(1)))
+    assert not torch.equal(x, m.sample(5, labels=[0, 1, 2, 0, 1], generator=gen(2)))
+
+
+def test_labels_change_the_output_and_unconditional_models_work():
+    m = tiny_gan()
+    for p in m.generator_ema.parameters():  # make class embeddings matter
+        torch.nn.init.normal_(p, std=0.5)
+    a, b = m.sample(4, labels=0, generator=gen()), m.sample(4, labels=2, generator=gen())
+    assert not torch.allclose(a, b)
+    u = tiny_gan(num_classes=0)
+    assert u.sample(3, generator=gen()).shape == (3, 1, 28, 28)
+    with pytest.raises(ValueError, match="unconditional"):
+        u.sample(3, labels=1)
+    v = tiny_vae(num_classes=0)
+    assert v.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("factory", [tiny_gan, tiny_vae])
+def test_sampling_errors_are_clear(factory):
+    m = factory()
+    with pytest.raises(ValueError, match=r"label 3 is out of range; allowed: 0\.\.2"):
+        m.sample(2, labels=[0, 3])
+    with pytest.raises(ValueError, match="label -1 is out of range"):
+        m.sample(1, labels=-1)
+    with pytest.raises(ValueError, match="n=0 must be a positive int"):
+        m.sample(0)
+    with pytest.raises(ValueError, match="labels has 2 entries but n=3"):
+        m.sample(3, labels=[0, 1])
+    with pytest.raises(TypeError, match="labels must be integers"):
+        m.sample(2, labels=torch.tensor([0.0, 1.0]))
+    with pytest.raises(ValueError, match="truncation"):
+        m.sample(2, truncation=-1.0)
+
+
+def test_image_validation_errors():
+    vae = tiny_vae()
+    with pytest.raises(ValueError, match="expects channels=1"):
+        vae.encode(torch.rand(2, 3, 28, 28), labels=[0, 1])
+    with pytest.raises(ValueError, match="expects image_size=28"):
+        vae.reconstruct(torch.rand(2, 1, 32, 32), labels=[0, 1])
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        vae.encode(torch.rand(28, 28), labels=[0])
+    with pytest.raises(ValueError, match="labels are required"):
+        vae.encode(torch.rand(2, 1, 28, 28))
+    gan = tiny_gan()
+    with pytest.raises(ValueError, match="expects image_size=28"):
+        gan.discriminate(torch.rand(2, 1, 64, 64), labels=[0, 1])
+    clf = Classifier(ClassifierConfig(width=4, num_classes=3))
+    with pytest.raises(ValueError, match="expects channels=1"):
+        clf(torch.rand(1, 3, 28, 28))
+
+
+@pytest.mark.parametrize("field,value", [("image_size", 30), ("channels", 2), ("num_classes", -1),
+                                         ("loss", "wgan"), ("penalty", "l2"), ("latent_dim", 0)])
+def test_config_validation_names_the_field(field, value):
+    with pytest.raises(ValueError, match=f"{field}={value!r}"):
+        GANConfig(**{field: value})
+    with pytest.raises(ValueError, match="unknown GANConfig field"):
+        GANConfig.from_dict({"image_size": 28, "widht": 3})
+
+
+def test_vae_encode_decode_reconstruct_shapes_and_uint8():
+    vae = tiny_vae().eval()
+    x = torch.randint(0, 256, (3, 1, 28, 28), dtype=torch.uint8)
+    mu, logvar = vae.encode(x, labels=[0, 1, 2])
+    assert mu.shape == logvar.shape == (3, 4)
+    rec = vae.reconstruct(x, labels=[0, 1, 2])
+    assert torch.allclose(rec, vae.decode(mu, labels=[0, 1, 2]))
+    assert torch.allclose(vae.encode(x.float() / 255, labels=[0, 1, 2])[0], mu)
+
+
+def test_truncation_bounds_latents():
+    m = tiny_gan()
+    from genaug.generative.models.common import truncated_normal
+
+    z = truncated_normal((1000, 8), 0.5, gen(), torch.device("cpu"))
+    assert float(z.abs().max()) <= 0.5 and float(z.std()) < 0.35
+    a = m.sample(4, labels=1, generator=gen(), truncation=0.5)
+    assert torch.equal(a, m.sample(4, labels=1, generator=gen(), truncation=0.5))
+
+
+def test_noise_injection_uses_the_generator():
+    m = tiny_gan(noise_injection=True)
+    for mod in m.generator_ema.modules():
+        if mod.__class__.__name__ == "NoiseInjection":
+            mod.weight.data.fill_(1.0)
+    assert torch.equal(m.sample(2, labels=0, generator=gen(3)), m.sample(2, labels=0, generator=gen(3)))
+
+
+@given(st.floats(0.0, 1.0), st.integers(0, 1000))
+def test_slerp_properties(t, seed):
+    g = gen(seed)
+    z0, z1 = torch.randn(16, generator=g, dtype=torch.float64), torch.randn(16, generator=g, dtype=torch.float64)
+    z1 = z1 / z1.norm() * z0.norm()  # equal norms: slerp stays on the sphere
+    out = slerp(z0, z1, t)
+    assert torch.allclose(out.norm(), z0.norm(), rtol=1e-6)
+    assert torch.allclose(slerp(z0, z1, 0.0), z0) and torch.allclose(slerp(z0, z1, 1.0), z1)
+    assert torch.allclose(lerp(z0, z1, t), (1 - t) * z0 + t * z1)
+
+
+def test_interpolation_batches_and_decodes():
+    ts = torch.linspace(0, 1, 5)
+    z0, z1 = torch.randn(8, generator=gen()), torch.randn(8, generator=gen(1))
+    path = slerp(z0, z1, ts)
+    assert path.shape == (5, 8) and torch.allclose(path[0], z0) and torch.allclose(path[-1], z1, atol=1e-6)
+    assert torch.allclose(slerp(z0, z0, 0.3), z0)  # parallel fallback, no NaN
+    with pytest.raises(ValueError, match="same shape"):
+        lerp(z0, torch.zeros(3), 0.5)
+    imgs = interpolate(tiny_gan(), z0, z1, steps=4, labels=1)
+    assert imgs.shape == (4, 1, 28, 28)
+    assert interpolate(tiny_vae(), z0[:4], z1[:4], steps=3, labels=2, method="lerp").shape == (3, 1, 28, 28)
