@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 import genaug as ga
+from genaug._atomic import atomic_write_bytes
 from genaug.transforms.base import Params
 
 AUGMENTATIONS_PER_IMAGE = 8
@@ -92,18 +92,6 @@ def _plain(params: Any) -> Any:
     if isinstance(params, torch.Tensor):
         return params.tolist()
     return params
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (no partial files)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_transform_grid(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:

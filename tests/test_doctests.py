@@ -12,6 +12,7 @@ MODULES = [
     "genaug.transforms.photometric",
     "genaug.transforms.compose",
     "genaug.transforms.serialization",
+    "genaug._atomic",
 ]
 
 

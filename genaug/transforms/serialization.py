@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from genaug._atomic import atomic_write_bytes
 from genaug.transforms.base import Transform, registered_transforms
 
 
@@ -78,16 +78,7 @@ def save_pipeline(transform: Transform, path: str | os.PathLike[str]) -> Path:
         text = yaml.safe_dump(config, sort_keys=False)
     else:
         raise ValueError(f"path must end in .json, .yaml or .yml, got {str(path)!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write_bytes(path, text.encode())
 
 
 def load_pipeline(path: str | os.PathLike[str]) -> Transform:
