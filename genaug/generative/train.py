@@ -215,7 +215,7 @@ class _Trainer:
             self.opts["main"].zero_grad(set_to_none=True)
             loss.backward()
             self.opts["main"].step()
-            return {"loss": float(loss), **parts}
+            return {"loss": float(loss.detach()), **parts}
         # GAN: one discriminator and one generator update on the same fake batch.
         real = x * 2 - 1
         z = torch.randn(x.shape[0], m.config.latent_dim, device=self.device)
@@ -230,7 +230,7 @@ class _Trainer:
         g_loss.backward()
         self.opts["g"].step()
         m.update_ema()
-        return {"d": float(d_loss), "g": float(g_loss), **({"pen": float(pen)} if m.config.penalty != "none" else {})}
+        return {"d": float(d_loss.detach()), "g": float(g_loss.detach()), **({"pen": float(pen.detach())} if m.config.penalty != "none" else {})}
 
     def can_validate(self) -> bool:
         if self.val_images.shape[0] == 0:
