@@ -43,7 +43,9 @@ def test_torchvision_fixed_rotation_matches_genaug_and_torchvision_kernels():
     mask = tv_tensors.Mask(torch.zeros(2, 40, 48, dtype=torch.uint8))
     mask[0, 10:20, 12:30] = 1
     mask[1, 25:35, 5:15] = 3
-    boxes = tv_tensors.BoundingBoxes([[12.0, 10.0, 30.0, 20.0], [5.0, 25.0, 15.0, 35.0]], format="XYXY", canvas_size=(40, 48))
+    boxes = tv_tensors.BoundingBoxes(
+        [[12.0, 10.0, 30.0, 20.0], [5.0, 25.0, 15.0, 35.0]], format="XYXY", canvas_size=(40, 48)
+    )
     points = tv_tensors.KeyPoints([[12.0, 10.0], [40.0, 30.0]], canvas_size=(40, 48))
     out = v2.Compose([TorchvisionTransform(aug)])({"image": img, "masks": mask, "boxes": boxes, "points": points})
 
@@ -75,7 +77,8 @@ def test_torchvision_box_formats_round_trip(fmt):
 def test_torchvision_sanitize_drops_boxes_that_leave_the_crop():
     img = tv_tensors.Image(_uint8_image(3, 64, 64))
     boxes = tv_tensors.BoundingBoxes(
-        [[0, 0, 10, 10], [20, 20, 30, 30], [40, 44, 60, 62], [30, 20, 30, 40]],  # outside / inside / clipped / degenerate
+        # outside / inside / clipped / degenerate
+        [[0, 0, 10, 10], [20, 20, 30, 30], [40, 44, 60, 62], [30, 20, 30, 40]],
         format="XYXY", canvas_size=(64, 64),
     )
     masks = tv_tensors.Mask(torch.ones(4, 64, 64, dtype=torch.uint8))
@@ -141,6 +144,24 @@ def test_torchvision_one_parameter_set_for_every_input():
     assert all(o.shape[-2:] == (24, 24) for o in out[:4]) and out[4].canvas_size == (24, 24)
 
 
+def test_torchvision_targets_without_an_image():
+    mask = tv_tensors.Mask(_uint8_image(36, 40, seed=1) // 100)
+    boxes = tv_tensors.BoundingBoxes([[4.0, 6.0, 30.0, 28.0]], format="XYWH", canvas_size=(36, 40))
+    extra = tv_tensors.BoundingBoxes([[10.0, 10.0, 20.0, 20.0]], format="XYXY", canvas_size=(36, 40))
+    points = tv_tensors.KeyPoints([[5.0, 7.0], [33.0, 20.0]], canvas_size=(36, 40))
+    out = TorchvisionTransform(_crop_rotate(seed=2))({"mask": mask, "boxes": boxes, "extra": extra, "points": points})
+
+    ref, params = _crop_rotate(seed=2)(
+        torch.rand(3, 36, 40), masks=_plain(mask), boxes=box_convert(_plain(boxes), "xywh", "xyxy"),
+        keypoints=_plain(points), return_params=True,
+    )
+    assert torch.equal(_plain(out["mask"]), ref["masks"]) and out["points"].canvas_size == (24, 24)
+    assert torch.allclose(box_convert(_plain(out["boxes"]), "xywh", "xyxy"), ref["boxes"], atol=1e-5)
+    assert torch.allclose(_plain(out["points"]), ref["keypoints"])
+    second = _crop_rotate(seed=2)(torch.rand(3, 36, 40), boxes=_plain(extra), params=params)
+    assert torch.allclose(_plain(out["extra"]), second["boxes"]) and out["extra"].canvas_size == (24, 24)
+
+
 def test_torchvision_batch_gets_per_sample_parameters():
     batch = _uint8_image(1, 3, 32, 32).expand(4, 3, 32, 32).contiguous()
     masks = tv_tensors.Mask(torch.ones(4, 32, 32, dtype=torch.uint8))
@@ -153,8 +174,18 @@ def test_torchvision_batch_gets_per_sample_parameters():
     assert out[2].shape == (4, 1, 4) and torch.allclose(_plain(out[2]), ref["boxes"])
     assert not torch.equal(out[0][0], out[0][1])  # same input, different parameters per sample
 
+    # A batch of one may leave the batch dimension out of its targets.
+    mask0 = tv_tensors.Mask(masks[0])  # (indexing a tv_tensor returns a plain tensor)
+    boxes0 = tv_tensors.BoundingBoxes(xyxy[0], format="XYXY", canvas_size=(32, 32))
+    one = TorchvisionTransform(ga.RandomRotation(90, seed=2))(tv_tensors.Image(batch[:1]), mask0, boxes0)
+    ref = ga.RandomRotation(90, seed=2)(batch[0], masks=_plain(mask0), boxes=xyxy[0])
+    assert type(one[1]) is tv_tensors.Mask and one[1].shape == (32, 32)
+    assert torch.equal(_plain(one[0])[0], ref["image"]) and torch.equal(_plain(one[1]), ref["masks"])
+    assert one[2].shape == (1, 4) and torch.allclose(_plain(one[2]), ref["boxes"])
+
     with pytest.raises(ValueError, match=r"\(4, N, 4\)"):
-        TorchvisionTransform(ga.RandomRotation(90))(tv_tensors.Image(batch), tv_tensors.BoundingBoxes(xyxy[0], format="XYXY", canvas_size=(32, 32)))
+        unbatched_boxes = tv_tensors.BoundingBoxes(xyxy[0], format="XYXY", canvas_size=(32, 32))
+        TorchvisionTransform(ga.RandomRotation(90))(tv_tensors.Image(batch), unbatched_boxes)
 
 
 def test_torchvision_seed_reproducible_and_stream_advances():
@@ -268,7 +299,8 @@ def test_albumentations_layouts_and_dtypes():
     for im, b in zip(images, batch_out["images"]):
         single = _a_compose(_crop_rotate(), seed=2)(image=im, **targets)
         assert np.array_equal(b, single["image"])
-        assert np.allclose(batch_out["bboxes"], single["bboxes"]) and np.allclose(batch_out["keypoints"], single["keypoints"])
+        assert np.allclose(batch_out["bboxes"], single["bboxes"])
+        assert np.allclose(batch_out["keypoints"], single["keypoints"])
     assert batch_out["images"].shape == (3, 24, 24, 3)
 
 
@@ -280,6 +312,13 @@ def test_albumentations_serialization_round_trip():
     assert rebuilt.transforms[0].aug.to_dict() == pipeline.transforms[0].aug.to_dict()
     sample = _a_sample()
     assert np.array_equal(pipeline(**sample)["image"], rebuilt(**sample)["image"])
+
+    replay = A.ReplayCompose([AlbumentationsTransform(ga.RandomRotation(40))])
+    x, y = _a_sample(seed=1)["image"], _a_sample(seed=2)["image"]
+    first = replay(image=x)
+    second = replay(image=y)
+    assert np.array_equal(A.ReplayCompose.replay(first["replay"], image=x)["image"], first["image"])
+    assert not np.array_equal(A.ReplayCompose.replay(first["replay"], image=y)["image"], second["image"])
 
     unserializable = AlbumentationsTransform(ga.Compose([lambda x: x]))
     with pytest.raises(TypeError, match="cannot serialize"):

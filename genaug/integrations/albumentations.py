@@ -9,6 +9,7 @@ through genaug in one fused call.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -22,6 +23,7 @@ from genaug.transforms.serialization import from_dict
 
 # Albumentations' internal keypoint columns: x, y, z, angle (radians, [0, 2pi)), scale, extras...
 _ANGLE, _SCALE = 3, 4
+_CALLS = itertools.count()
 
 
 class AlbumentationsTransform(DualTransform):
@@ -64,6 +66,14 @@ class AlbumentationsTransform(DualTransform):
         if isinstance(aug, dict):
             aug = from_dict(aug)
         self.aug = check_transform(aug, type(self).__name__)
+        # Results of the last fused call, tagged with its call number. Kept here rather than in the
+        # params, which albumentations copies into replay records and applied-params logs.
+        self._fused: tuple[int, list[tuple[Any, Any]]] | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_fused"] = None
+        return state
 
     # ------------------------------------------------------------------ serialization
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -71,6 +81,9 @@ class AlbumentationsTransform(DualTransform):
 
     def get_transform_init_args(self) -> dict[str, Any]:
         return {"aug": self.aug.to_dict()}
+
+    def __repr__(self) -> str:  # the default repr serializes aug, which fails for third-party stages
+        return f"{type(self).__name__}(aug={self.aug!r}, p={self.p})"
 
     # ------------------------------------------------------------------ parameters
     def get_params_dependent_on_data(self, params: dict[str, Any], data: dict[str, Any]) -> dict[str, Any]:
@@ -80,10 +93,11 @@ class AlbumentationsTransform(DualTransform):
         genaug_params = self.aug.sample_params(1, size, torch.Generator().manual_seed(seed))
         channels = int(shape[2]) if len(shape) > 2 else 1
         context = {"genaug_params": genaug_params, "genaug_size": size, "genaug_channels": channels}
-        context["genaug_outputs"] = self._fused(data, context)
+        context["genaug_call"] = call = next(_CALLS)
+        self._fused = (call, self._fused_call(data, context))
         return context
 
-    def _fused(self, data: dict[str, Any], context: dict[str, Any]) -> list[tuple[Any, Any]]:
+    def _fused_call(self, data: dict[str, Any], context: dict[str, Any]) -> list[tuple[Any, Any]]:
         """One genaug call for the image, its mask(s), boxes and keypoints; ``[(input, output), ...]``."""
         image = data.get("image")
         if not isinstance(image, np.ndarray):
@@ -116,9 +130,11 @@ class AlbumentationsTransform(DualTransform):
             **targets,
         )
 
-    @staticmethod
-    def _cached(value: Any, params: dict[str, Any]) -> Any:
-        for original, output in params.get("genaug_outputs", ()):
+    def _cached(self, value: Any, params: dict[str, Any]) -> Any:
+        """The fused call's output for ``value`` if it belongs to this very call (never in replay mode)."""
+        if self._fused is None or self.replay_mode or self._fused[0] != params.get("genaug_call"):
+            return None
+        for original, output in self._fused[1]:
             if original is value:
                 return output
         return None
@@ -206,7 +222,9 @@ def _bbox_points(bboxes: np.ndarray, context: dict[str, Any]) -> torch.Tensor:
     return torch.stack([x0, y0, x1, y0, x0, y1, x1, y1], dim=-1).reshape(-1, 2)
 
 
-def _bbox_out(bboxes: np.ndarray, corners: torch.Tensor, context: dict[str, Any], out_size: tuple[int, int]) -> np.ndarray:
+def _bbox_out(
+    bboxes: np.ndarray, corners: torch.Tensor, context: dict[str, Any], out_size: tuple[int, int]
+) -> np.ndarray:
     h, w = out_size
     c = corners.reshape(-1, 4, 2)
     xyxy = torch.cat([c.amin(dim=1), c.amax(dim=1)], dim=-1) / torch.tensor([w, h, w, h], dtype=c.dtype)

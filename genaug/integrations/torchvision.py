@@ -24,19 +24,11 @@ from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2._utils import is_pure_tensor
 
 from genaug.integrations import check_transform, collapse_invalid_boxes, run_targets
-from genaug.transforms.base import Params, Transform
+from genaug.transforms.base import Transform
 
 _KeyPoints: type | None = getattr(tv_tensors, "KeyPoints", None)  # torchvision >= 0.23
 _BOX_FORMATS = {"XYXY": "xyxy", "XYWH": "xywh", "CXCYWH": "cxcywh"}
 _PIL_MODES = ("L", "RGB", "RGBA")
-
-
-def _is_image(x: Any) -> bool:
-    return isinstance(x, (tv_tensors.Image, PIL.Image.Image)) or is_pure_tensor(x)
-
-
-def _is_keypoints(x: Any) -> bool:
-    return _KeyPoints is not None and isinstance(x, _KeyPoints)
 
 
 class TorchvisionTransform(_V2Transform):
@@ -86,7 +78,9 @@ class TorchvisionTransform(_V2Transform):
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         for x in flat_inputs:
             if isinstance(x, tv_tensors.Video):
-                raise TypeError(f"{type(self).__name__} does not support tv_tensors.Video; pass frames as an Image batch")
+                raise TypeError(
+                    f"{type(self).__name__} does not support tv_tensors.Video; pass the frames as an Image batch"
+                )
             if isinstance(x, tv_tensors.BoundingBoxes) and x.format.name not in _BOX_FORMATS:
                 raise ValueError(
                     f"{type(self).__name__} supports BoundingBoxes in formats {sorted(_BOX_FORMATS)}, "
@@ -96,74 +90,81 @@ class TorchvisionTransform(_V2Transform):
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         """Sample one genaug parameter set and run the image and first targets through genaug at once.
 
-        Returns ``{"genaug": params, ...}``; ``outputs`` caches the results of the fused call, and
-        :meth:`transform` replays ``params`` on any other input.
+        Returns the genaug ``params`` with what :meth:`transform` needs to replay them on any input;
+        ``outputs`` caches the results of the fused call.
         """
-        images = [x for x in flat_inputs if _is_image(x)]
-        masks = [x for x in flat_inputs if isinstance(x, tv_tensors.Mask)]
-        boxes = [x for x in flat_inputs if isinstance(x, tv_tensors.BoundingBoxes)]
-        points = [x for x in flat_inputs if _is_keypoints(x)]
-        if images:
-            first = _to_tensor(images[0])
-            batched, channels, size, device = first.dim() == 4, first.shape[-3], tuple(first.shape[-2:]), first.device
-        elif masks or boxes or points:
-            anchor = (masks or boxes or points)[0]
-            batched, channels, device = False, 1, anchor.device
-            size = tuple(anchor.shape[-2:]) if masks else tuple(anchor.canvas_size)
-        else:
+        kinds = [(_kind(x), x) for x in flat_inputs]
+        first = {k: x for k, x in reversed(kinds) if k is not None}  # the first input of each kind
+        if not first:
             return {"genaug": None, "outputs": []}
+        image = _to_tensor(first["image"]) if "image" in first else None
+        batch_size = image.shape[0] if image is not None and image.dim() == 4 else None
+        anchor = first.get("image", first.get("masks"))
+        if anchor is not None:
+            size = tuple(F.get_size(anchor))
+        else:
+            size = tuple(first["boxes" if "boxes" in first else "keypoints"].canvas_size)
         size = (int(size[0]), int(size[1]))
-        _check_sizes(images, masks, boxes, points, size)
-        batch_size = first.shape[0] if images and batched else 1
-        params = self.aug.sample_params(batch_size, size, self.aug.generator)
-        context = {"genaug": params, "batched": batched, "size": size, "channels": channels, "device": device}
-
-        # The fused call: the image plus the first mask, box set and keypoint set.
-        targets = {
-            "masks": _mask_in(masks[0], batched) if masks else None,
-            "boxes": _boxes_in(boxes[0], batched, batch_size) if boxes else None,
-            "keypoints": _points_in(points[0], batched) if points else None,
+        for k, x in kinds:
+            found = tuple(F.get_size(x)) if k in ("image", "masks") else tuple(x.canvas_size) if k else size
+            if tuple(int(v) for v in found) != size:
+                raise ValueError(
+                    f"all images and targets of a sample must have the same size, found {size} and {found}"
+                )
+        params = self.aug.sample_params(batch_size or 1, size, self.aug.generator)
+        context: dict[str, Any] = {
+            "genaug": params,
+            "size": size,
+            "batch_size": batch_size,
+            "channels": image.shape[-3] if image is not None else 3,  # no image: the placeholder is RGB
+            "device": (image if image is not None else next(iter(first.values()))).device,
         }
-        outputs: list[tuple[Any, Any]] = []
-        if images:
-            result = self.aug(first, **targets, params=params)
-            image_out = result["image"] if isinstance(result, dict) else result
-            outputs.append((images[0], _image_out(images[0], image_out)))
-        elif any(v is not None for v in targets.values()):
-            result = run_targets(self.aug, params, **_target_context(context), **targets)
-        if isinstance(result, dict):
-            outputs.extend(_targets_out(result, masks[:1], boxes[:1], points[:1]))
-        context["outputs"] = outputs
+        # The fused call: the image plus the first mask, box set and keypoint set.
+        targets = {k: _TARGETS_IN[k](x, batch_size) for k, x in first.items() if k != "image"}
+        if image is not None:
+            result = self.aug(image, **targets, params=params)
+        else:
+            result = run_targets(self.aug, params, **_replay_context(context), **targets)
+        result = result if isinstance(result, dict) else {"image": result}
+        context["outputs"] = [(x, _output(k, x, result)) for k, x in first.items()]
         return context
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
         for original, output in params.get("outputs", ()):
             if original is inpt:
                 return output
-        if params.get("genaug") is None:
+        kind = _kind(inpt)
+        if params.get("genaug") is None or kind is None:
             return inpt
-        if _is_image(inpt):  # more than one image in the sample: same parameters
+        # Another input of a kind already seen (a second image or mask): replay the same parameters.
+        if kind == "image":
             return _image_out(inpt, self.aug(_to_tensor(inpt), params=params["genaug"]))
-        if isinstance(inpt, tv_tensors.Mask):
-            result = run_targets(self.aug, params["genaug"], masks=_mask_in(inpt, params["batched"]), **_target_context(params))
-            return _targets_out(result, [inpt], [], [])[0][1]
-        if isinstance(inpt, tv_tensors.BoundingBoxes):
-            b = params["genaug"]["apply"].shape[0]
-            result = run_targets(self.aug, params["genaug"], boxes=_boxes_in(inpt, params["batched"], b), **_target_context(params))
-            return _targets_out(result, [], [inpt], [])[0][1]
-        if _is_keypoints(inpt):
-            result = run_targets(self.aug, params["genaug"], keypoints=_points_in(inpt, params["batched"]), **_target_context(params))
-            return _targets_out(result, [], [], [inpt])[0][1]
-        return inpt
+        target = {kind: _TARGETS_IN[kind](inpt, params["batch_size"])}
+        return _output(kind, inpt, run_targets(self.aug, params["genaug"], **_replay_context(params), **target))
 
 
 # ---------------------------------------------------------------------------------- conversions
 
 
+def _kind(x: Any) -> str | None:
+    """Which genaug argument an input feeds: ``image``, ``masks``, ``boxes``, ``keypoints`` or None (passed through)."""
+    if isinstance(x, (tv_tensors.Image, PIL.Image.Image)) or is_pure_tensor(x):
+        return "image"
+    if isinstance(x, tv_tensors.Mask):
+        return "masks"
+    if isinstance(x, tv_tensors.BoundingBoxes):
+        return "boxes"
+    if _KeyPoints is not None and isinstance(x, _KeyPoints):
+        return "keypoints"
+    return None
+
+
 def _to_tensor(image: Any) -> torch.Tensor:
     if isinstance(image, PIL.Image.Image):
         if image.mode not in _PIL_MODES:
-            raise TypeError(f"PIL images of mode {image.mode!r} are not supported; convert to one of {_PIL_MODES} first")
+            raise TypeError(
+                f"PIL images of mode {image.mode!r} are not supported; convert to one of {_PIL_MODES} first"
+            )
         return F.pil_to_tensor(image)
     tensor = image.as_subclass(torch.Tensor)
     if tensor.dim() not in (3, 4):
@@ -179,82 +180,70 @@ def _image_out(like: Any, out: torch.Tensor) -> Any:
     return out
 
 
-def _check_sizes(images: list, masks: list, boxes: list, points: list, size: tuple[int, int]) -> None:
-    found = [tuple(F.get_size(x)) for x in images + masks] + [tuple(x.canvas_size) for x in boxes + points]
-    for other in found:
-        if tuple(int(v) for v in other) != size:
-            raise ValueError(f"all images and targets of a sample must have the same size, found {size} and {tuple(other)}")
+def _replay_context(context: dict[str, Any]) -> dict[str, Any]:
+    return {k: context[k] for k in ("size", "channels", "batch_size", "device")}
 
 
-def _target_context(params: dict[str, Any]) -> dict[str, Any]:
-    b = params["genaug"]["apply"].shape[0]
-    return {
-        "size": params["size"],
-        "channels": params["channels"],
-        "batch_size": b if params["batched"] else None,
-        "device": params["device"],
-    }
-
-
-def _mask_in(mask: Any, batched: bool) -> torch.Tensor:
-    m = mask.as_subclass(torch.Tensor)
-    lead = 1 if batched else 0
-    if m.dim() < 2 + lead:
-        raise ValueError(f"a Mask must be {'(B, ..., H, W)' if batched else '(..., H, W)'}, got shape {tuple(m.shape)}")
-    # genaug takes (H, W)/(K, H, W) per image: fold any extra leading dims into K.
-    k_dims = m.shape[lead:-2]
-    if len(k_dims) > 1:
-        m = m.reshape(*m.shape[:lead], -1, *m.shape[-2:])
-    return m
-
-
-def _boxes_in(boxes: Any, batched: bool, batch_size: int) -> torch.Tensor:
-    b = boxes.as_subclass(torch.Tensor)
-    xyxy = box_convert(b.to(torch.float64 if b.dtype == torch.float64 else torch.float32), _BOX_FORMATS[boxes.format.name], "xyxy")
-    if not batched:
-        return xyxy
-    if xyxy.dim() == 2 and batch_size == 1:
-        return xyxy.unsqueeze(0)
-    if xyxy.dim() != 3 or xyxy.shape[0] != batch_size:
+def _batched(t: torch.Tensor, batch_size: int | None, per_item: int, shape: str) -> torch.Tensor:
+    """Check the leading batch dimension of a target (a batch of one may omit it)."""
+    if batch_size is None:
+        return t
+    if batch_size == 1 and (t.dim() == per_item or t.shape[0] != 1):
+        return t.unsqueeze(0)
+    if t.dim() <= per_item or t.shape[0] != batch_size:
         raise ValueError(
-            f"with a batch of {batch_size} images, BoundingBoxes must hold one box set per image, shape "
-            f"({batch_size}, N, 4), got {tuple(xyxy.shape)}: each image gets its own parameters"
+            f"with a batch of {batch_size} images, each target needs one entry per image, shape "
+            f"({batch_size}, {shape}), got {tuple(t.shape)}: each image gets its own parameters"
         )
-    return xyxy
+    return t
 
 
-def _points_in(points: Any, batched: bool) -> torch.Tensor:
+def _mask_in(mask: Any, batch_size: int | None) -> torch.Tensor:
+    m = mask.as_subclass(torch.Tensor)
+    if m.dim() < 2:
+        raise ValueError(f"a Mask must be (..., H, W), got shape {tuple(m.shape)}")
+    if batch_size is None:  # genaug takes (H, W) or (K, H, W): fold extra leading dims into K
+        return m.reshape(-1, *m.shape[-2:]) if m.dim() > 3 else m
+    m = _batched(m, batch_size, 2, "..., H, W")
+    return m.reshape(batch_size, -1, *m.shape[-2:]) if m.dim() > 4 else m
+
+
+def _boxes_in(boxes: Any, batch_size: int | None) -> torch.Tensor:
+    b = boxes.as_subclass(torch.Tensor)
+    b = b.to(torch.float64 if b.dtype == torch.float64 else torch.float32)
+    xyxy = box_convert(b, _BOX_FORMATS[boxes.format.name], "xyxy")
+    return xyxy if batch_size is None else _batched(xyxy, batch_size, 2, "N, 4")
+
+
+def _points_in(points: Any, batch_size: int | None) -> torch.Tensor:
     p = points.as_subclass(torch.Tensor)
     p = p.to(torch.float64 if p.dtype == torch.float64 else torch.float32)
-    return p.reshape(p.shape[0], -1, 2) if batched else p.reshape(-1, 2)
+    if batch_size is None:
+        return p.reshape(-1, 2)
+    return _batched(p, batch_size, 2, "..., 2").reshape(batch_size, -1, 2)
 
 
-def _targets_out(result: dict[str, torch.Tensor], masks: list, boxes: list, points: list) -> list[tuple[Any, Any]]:
-    """Wrap genaug's target outputs back into the tv_tensors they came from (with the new canvas size)."""
-    size = tuple(int(v) for v in result["image"].shape[-2:])
-    out: list[tuple[Any, Any]] = []
-    if masks:
-        (mask,) = masks
-        m = result["masks"]
-        out.append((mask, tv_tensors.wrap(m.reshape(*mask.shape[:-2], *size), like=mask)))
-    if boxes:
-        (box,) = boxes
+_TARGETS_IN = {"masks": _mask_in, "boxes": _boxes_in, "keypoints": _points_in}
+
+
+def _output(kind: str, like: Any, result: dict[str, torch.Tensor]) -> Any:
+    """Wrap genaug's output for ``kind`` back into the type ``like`` came as, with the new canvas size."""
+    size = (int(result["image"].shape[-2]), int(result["image"].shape[-1]))
+    if kind == "image":
+        return _image_out(like, result["image"])
+    if kind == "masks":
+        return tv_tensors.wrap(result["masks"].reshape(*like.shape[:-2], *size), like=like)
+    if kind == "boxes":
         xyxy = collapse_invalid_boxes(result["boxes"], result["boxes_valid"])
-        converted = box_convert(xyxy, "xyxy", _BOX_FORMATS[box.format.name])
-        if box.dim() == 2 and converted.dim() == 3:
-            converted = converted[0]
-        if not box.is_floating_point():
-            converted = converted.round()
-        converted = converted.to(box.dtype)
-        extra = {"clamping_mode": box.clamping_mode} if hasattr(box, "clamping_mode") else {}
-        wrapped = tv_tensors.BoundingBoxes._wrap(converted, format=box.format, canvas_size=size, check_dims=False, **extra)
-        out.append((box, wrapped))
-    if points:
-        (pts,) = points
-        k = result["keypoints"].reshape(pts.shape)
-        k = k.round().to(pts.dtype) if not pts.is_floating_point() else k.to(pts.dtype)
-        out.append((pts, _KeyPoints._wrap(k, canvas_size=size, check_dims=False)))  # type: ignore[union-attr]
-    return out
+        converted = box_convert(xyxy, "xyxy", _BOX_FORMATS[like.format.name]).reshape(like.shape)
+        converted = converted.to(like.dtype) if like.is_floating_point() else converted.round().to(like.dtype)
+        extra = {"clamping_mode": like.clamping_mode} if hasattr(like, "clamping_mode") else {}
+        return tv_tensors.BoundingBoxes._wrap(
+            converted, format=like.format, canvas_size=size, check_dims=False, **extra
+        )
+    points = result["keypoints"].reshape(like.shape)
+    points = points.to(like.dtype) if like.is_floating_point() else points.round().to(like.dtype)
+    return _KeyPoints._wrap(points, canvas_size=size, check_dims=False)  # type: ignore[union-attr]
 
 
 __all__ = ["TorchvisionTransform"]
