@@ -97,3 +97,15 @@ def test_keypoint_on_rotation_centre_stays_put():
     res = ga.RandomRotation(180, seed=0)(torch.rand(4, 1, 21, 31), keypoints=torch.tensor([[15.5, 10.5]]).repeat(4, 1, 1))
     assert torch.allclose(res["keypoints"], torch.tensor([15.5, 10.5]).expand(4, 1, 2), atol=1e-4)
     assert not math.isnan(res["keypoints"].sum().item())
+
+
+def test_large_integer_mask_labels_survive_the_warp():
+    m = torch.zeros(1, 20, 20, dtype=torch.int64)
+    m[:, 5:15, 5:15] = 2**40 + 1
+    out = ga.RandomRotation((90, 90))(torch.rand(1, 3, 20, 20), masks=m)["masks"]
+    assert set(out.unique().tolist()) == {0, 2**40 + 1}
+
+
+def test_keypoints_on_the_far_edge_are_outside_as_in_torchvision():
+    res = ga.RandomHorizontalFlip(p=0.0)(torch.rand(1, 3, 10, 20), keypoints=torch.tensor([[[20.0, 5.0], [19.9, 9.9]]]))
+    assert res["keypoints_valid"].tolist() == [[False, True]]

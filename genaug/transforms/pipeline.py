@@ -14,7 +14,7 @@ import torch
 
 from genaug.transforms.base import Params, Transform
 from genaug.transforms.photometric import apply_color_affine
-from genaug.transforms.warp import WarpOptions, warp_batch
+from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
 
 
 class Stage(NamedTuple):
@@ -96,7 +96,7 @@ class Batch:
         if keypoints is not None:
             batch.keypoints = _batched_points("keypoints", keypoints, 2, unbatched, b)
             kp = batch.keypoints
-            batch.keypoints_valid = (kp[..., 0] >= 0) & (kp[..., 0] <= w) & (kp[..., 1] >= 0) & (kp[..., 1] <= h)
+            batch.keypoints_valid = points_inside(kp, (h, w))
         if labels is not None:
             if not isinstance(labels, torch.Tensor):
                 raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")

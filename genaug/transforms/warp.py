@@ -208,6 +208,13 @@ def warp_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     return mapped + 0.5
 
 
+def points_inside(points: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(B, N)`` bool: the continuous-coordinate point lies in ``[0, w) x [0, h)`` (torchvision's rule)."""
+    h, w = size
+    x, y = points[..., 0], points[..., 1]
+    return (x >= 0) & (x < w) & (y >= 0) & (y < h)
+
+
 def warp_boxes(
     boxes: torch.Tensor, valid: torch.Tensor, matrix: torch.Tensor, out_size: tuple[int, int]
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,7 +242,9 @@ def warp_batch(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], op
     masks = batch.masks
     if masks is not None:
         nearest = WarpOptions(interpolation="nearest", padding_mode=options.padding_mode, antialias=False)
-        warped = warp_image(masks.to(image.dtype if masks.is_floating_point() else torch.float32), matrix, out_size, nearest)
+        # Nearest sampling copies values; float64 holds every integer label up to 2**53 exactly.
+        work = image.dtype if masks.is_floating_point() else (torch.float32 if masks.element_size() <= 2 else torch.float64)
+        warped = warp_image(masks.to(work), matrix, out_size, nearest)
         masks = warped.to(masks.dtype) if masks.is_floating_point() else warped.round_().to(masks.dtype)
     boxes, boxes_valid = batch.boxes, batch.boxes_valid
     if boxes is not None:
@@ -246,8 +255,7 @@ def warp_batch(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], op
         assert keypoints_valid is not None
         keypoints = warp_points(keypoints, matrix)
         h, w = out_size
-        inside = (keypoints[..., 0] >= 0) & (keypoints[..., 0] <= w) & (keypoints[..., 1] >= 0) & (keypoints[..., 1] <= h)
-        keypoints_valid = keypoints_valid & inside
+        keypoints_valid = keypoints_valid & points_inside(keypoints, out_size)
     return replace(
         batch,
         image=image,
