@@ -142,3 +142,23 @@ def test_interpolation_batches_and_decodes():
     imgs = interpolate(tiny_gan(), z0, z1, steps=4, labels=1)
     assert imgs.shape == (4, 1, 28, 28)
     assert interpolate(tiny_vae(), z0[:4], z1[:4], steps=3, labels=2, method="lerp").shape == (3, 1, 28, 28)
+
+
+def test_ema_warmup_and_standing_stats():
+    m = tiny_gan()
+    ema0 = {k: v.clone() for k, v in m.generator_ema.named_parameters()}
+    with torch.no_grad():
+        for p in m.generator.parameters():
+            p.add_(1.0)
+    raw = dict(m.generator.named_parameters())
+    m.update_ema(step=0)  # warm-up decay min(0.999, 1/10) = 0.1
+    for k, p in m.generator_ema.named_parameters():
+        assert torch.allclose(p, 0.1 * ema0[k] + 0.9 * raw[k], atol=1e-6), k
+    bn = next(mod for mod in m.generator_ema.modules() if isinstance(mod, torch.nn.BatchNorm2d))
+    m.refresh_ema_stats(batches=3, batch_size=8, seed=1)
+    mean1, var1 = bn.running_mean.clone(), bn.running_var.clone()
+    assert int(bn.num_batches_tracked) == 3 and bn.momentum == 0.1 and not torch.allclose(var1, torch.ones_like(var1))
+    state = torch.get_rng_state()
+    m.refresh_ema_stats(batches=3, batch_size=8, seed=1)
+    assert torch.equal(bn.running_mean, mean1) and torch.equal(bn.running_var, var1)
+    assert torch.equal(torch.get_rng_state(), state)  # global RNG untouched

@@ -200,6 +200,7 @@ class _Trainer:
         self.val_images, self.val_labels = val_images, val_labels
         self.val_classifier = val_classifier
         self._val_feats: torch.Tensor | None = None
+        self.step_count = 0  # set by train() (also after resume)
 
     def step(self, x: torch.Tensor, y: torch.Tensor | None) -> dict[str, float]:
         m = self.model
@@ -229,8 +230,12 @@ class _Trainer:
         self.opts["g"].zero_grad(set_to_none=True)
         g_loss.backward()
         self.opts["g"].step()
-        m.update_ema()
-        return {"d": float(d_loss.detach()), "g": float(g_loss.detach()), **({"pen": float(pen.detach())} if m.config.penalty != "none" else {})}
+        m.update_ema(self.step_count)
+        self.step_count += 1
+        out = {"d": float(d_loss.detach()), "g": float(g_loss.detach())}
+        if m.config.penalty != "none":
+            out["pen"] = float(pen.detach())
+        return out
 
     def can_validate(self) -> bool:
         if self.val_images.shape[0] == 0:
@@ -257,6 +262,7 @@ class _Trainer:
                     return {"metric": -val, "val_loss": val}
                 clf = self.val_classifier
                 assert clf is not None
+                m.refresh_ema_stats()
                 if self._val_feats is None:
                     self._val_feats = clf.features(x).cpu()
                 n = max(1000, x.shape[0])
@@ -391,6 +397,7 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
                dynamic_ncols=True, file=sys.stderr)
     running: dict[str, float] = {}
     while state["step"] < tc.steps and not state["stopped_early"]:
+        trainer.step_count = state["step"]
         idx = batch_indices(len(tr_idx), tc.batch_size, state["step"], tc.seed)
         x = train_x[idx].to(device).float() / 255
         y = train_y[idx].to(device) if conditional else None
@@ -420,6 +427,8 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
     bar.close()
 
     final = model
+    if kind == "gan":
+        model.refresh_ema_stats()
     if state["best_step"] is not None and (out / "best.safetensors").exists():
         final = load_model(out / "best.safetensors", device=device)
     prov = _provenance(kind, data_name, split, len(tr_idx), len(va_idx), state["step"], tc, command)

@@ -143,15 +143,56 @@ class ConditionalGAN(nn.Module):
 
     # ----------------------------------------------------------------- training helpers
     @torch.no_grad()
-    def update_ema(self) -> None:
-        """``ema = decay * ema + (1 - decay) * generator`` for parameters; buffers copied."""
+    def update_ema(self, step: int | None = None) -> None:
+        """``ema = d * ema + (1 - d) * generator`` for parameters; buffers are copied.
+
+        Args:
+            step: optimisation steps done so far; when given, the decay warms up as
+                ``d = min(ema_decay, (1 + step) / (10 + step))`` so early EMA weights are not
+                dominated by the random initialisation.
+        """
         if self.generator_ema is None:
             return
         d = self.config.ema_decay
+        if step is not None:
+            d = min(d, (1.0 + step) / (10.0 + step))
         for pe, p in zip(self.generator_ema.parameters(), self.generator.parameters()):
             pe.lerp_(p.detach(), 1.0 - d)
         for be, b in zip(self.generator_ema.buffers(), self.generator.buffers()):
             be.copy_(b)
+
+    @torch.no_grad()
+    def refresh_ema_stats(self, batches: int = 16, batch_size: int = 128, seed: int = 0) -> None:
+        """Recompute the EMA generator's batch-norm running statistics ("standing stats").
+
+        Running statistics copied from the raw generator do not match the averaged EMA
+        weights; this runs ``batches`` seeded forward passes of the EMA generator in training
+        mode and stores the exact average of their batch statistics. Deterministic, and it
+        does not touch torch's global RNG. Called by the trainer before validation and export.
+        """
+        net = self.generator_ema
+        if net is None:
+            return
+        bns = [m for m in net.modules() if isinstance(m, nn.BatchNorm2d)]
+        if not bns:
+            return
+        g = torch.Generator().manual_seed(seed)
+        momenta = [m.momentum for m in bns]
+        for m in bns:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative average over the refresh batches
+        was_training = net.training
+        net.train()
+        try:
+            k = self.config.num_classes
+            for _ in range(batches):
+                z = torch.randn(batch_size, self.config.latent_dim, generator=g).to(self.device)
+                y = torch.randint(0, k, (batch_size,), generator=g).to(self.device) if k else None
+                net(z, y, g)
+        finally:
+            for m, mom in zip(bns, momenta):
+                m.momentum = mom
+            net.train(was_training)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "hinge":
