@@ -159,7 +159,7 @@ def warp_image(
     out = F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
     if _footprints_inside(matrix, in_size, out_size):
         return out  # no output pixel reaches outside the source: nothing to fill
-    coverage = _coverage(grid, in_size, matrix)
+    coverage = _coverage(matrix, in_size, out_size, out)
     if mode == "nearest":
         coverage = (coverage >= 0.5).to(out.dtype)
     fill = options.fill if isinstance(options.fill, tuple) else (options.fill,)
@@ -184,20 +184,32 @@ def _footprints_inside(matrix: torch.Tensor, in_size: tuple[int, int], out_size:
     return bool(((mapped >= margin) & (mapped <= limit - margin)).all())
 
 
-def _coverage(grid: torch.Tensor, in_size: tuple[int, int], matrix: torch.Tensor) -> torch.Tensor:
+def _coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
     """Fraction ``(B, 1, h, w)`` of each output pixel's footprint inside the source image.
 
     The footprint of an output pixel is ``s`` input pixels wide along each axis, ``s`` being the
-    local scale of the warp; with ``s = 1`` this is exactly bilinear zero padding.
+    local scale of the warp; with ``s = 1`` this is exactly bilinear zero padding. Per axis, the
+    distances (in footprints) to the two source edges are affine in the output coordinates, so
+    they are built like the grid: a (B,1,w) row plus a (B,h,1) column, then min and clamp.
     """
-    h, w = in_size
-    scale = _footprint_scale(matrix).to(device=grid.device, dtype=grid.dtype, non_blocking=True).view(-1, 1, 1, 2)
-    extent = torch.tensor([w, h], dtype=grid.dtype, device=grid.device)
-    half = (0.5 * extent) / scale
-    # Distance to the nearer source edge, in footprints: grid in [-1, 1] spans [0, extent] pixels.
-    near = grid.mul(half).add_(half)
-    inside = torch.minimum(near, (extent / scale) - near).add_(0.5).clamp_(0.0, 1.0)
-    return (inside[..., 0] * inside[..., 1]).unsqueeze(1)
+    (h_in, w_in), (h, w) = in_size, out_size
+    m = matrix.to(torch.float64)
+    scale = _footprint_scale(m)  # (B, 2)
+    j = torch.arange(w, dtype=like.dtype, device=like.device)
+    i = torch.arange(h, dtype=like.dtype, device=like.device)
+    to = dict(device=like.device, dtype=like.dtype, non_blocking=True)
+    result = None
+    for axis, extent in ((0, w_in), (1, h_in)):
+        inv = 1.0 / scale[:, axis]
+        # continuous source coordinate: m[a,0]*j + m[a,1]*i + m[a,2] + 0.5
+        a, b, c = m[:, axis, 0] * inv, m[:, axis, 1] * inv, (m[:, axis, 2] + 0.5) * inv + 0.5
+        coeffs = torch.stack([a, b, c, -a, -b, extent * inv - c + 1.0], dim=1).to(**to)
+        near = coeffs[:, 0:1].mul(j).unsqueeze(1) + (coeffs[:, 1:2].mul(i) + coeffs[:, 2:3]).unsqueeze(2)
+        far = coeffs[:, 3:4].mul(j).unsqueeze(1) + (coeffs[:, 4:5].mul(i) + coeffs[:, 5:6]).unsqueeze(2)
+        inside = torch.minimum(near, far).clamp_(0.0, 1.0)
+        result = inside if result is None else result.mul_(inside)
+    assert result is not None
+    return result.unsqueeze(1)
 
 
 def warp_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
