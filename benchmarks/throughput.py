@@ -11,8 +11,9 @@ with p=1 and per-sample parameters) runs side by side in one process:
 * torchvision: ``transforms.v2.Compose`` in a Python loop over ``(C, H, W)`` tensors.
 
 Every library's time covers the whole batch. Thread counts are pinned (``torch.set_num_threads``,
-``cv2.setNumThreads``) and printed. Each case gets warm-up calls, then the median of ``--repeats``
-timed calls is reported as images/s, with genaug's speed-up over each peer. Before timing, every
+``cv2.setNumThreads``) and printed. Each case gets warm-up calls, then ``--repeats`` timed calls
+taken round-robin over the libraries (so load from other processes hits them alike); the median is
+reported as images/s, with genaug's speed-up over each peer. Before timing, every
 output is checked for its shape and dtype, and for differing from the input, so the benchmark
 cannot time a no-op. A per-stage timing of genaug shows which kernel dominates.
 
@@ -52,12 +53,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV thread count")
     parser.add_argument("--device", choices=["cpu", "cuda", "all"], default="cpu")
-    parser.add_argument("--quick", action="store_true", help="smoke test: batch <= 16, no extra warm-up, 1 repeat")
+    parser.add_argument("--quick", action="store_true", help="smoke test: batch <= 8, no extra warm-up, 1 repeat")
     parser.add_argument("--out", default=None, help="markdown file to write (default benchmarks/results_<device>.md)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.warmup, args.repeats = min(args.batch, 16), 0, 1
+        args.batch, args.warmup, args.repeats = min(args.batch, 8), 0, 1
     if min(args.sizes) < 8 or args.batch < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
         parser.error("sizes must be >= 8 and batch, repeats, threads >= 1, warmup >= 0")
     if args.out is None:
@@ -123,9 +124,10 @@ def kornia_pipeline(size: int, device: str) -> Callable[[torch.Tensor], torch.Te
     import kornia.augmentation as K
 
     seq = K.AugmentationSequential(
-        K.RandomResizedCrop((size, size), scale=CROP_SCALE, resample="bilinear", p=1.0),
-        K.RandomRotation(DEGREES, resample="bilinear", p=1.0),
-        K.RandomAffine(degrees=0, scale=ZOOM, resample="bilinear", p=1.0),
+        # align_corners=False everywhere: the pixel-centre convention of genaug and torchvision.
+        K.RandomResizedCrop((size, size), scale=CROP_SCALE, resample="bilinear", align_corners=False, p=1.0),
+        K.RandomRotation(DEGREES, resample="bilinear", align_corners=False, p=1.0),
+        K.RandomAffine(degrees=0, scale=ZOOM, resample="bilinear", align_corners=False, p=1.0),
         K.ColorJitter(**JITTER, p=1.0),
         K.RandomGaussianBlur((BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA, p=1.0),
     ).to(device)
@@ -230,18 +232,29 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def time_case(case: Case, warmup: int, repeats: int) -> list[float]:
-    """Seconds per whole-batch call: ``repeats`` timed calls after ``warmup`` untimed ones."""
-    for _ in range(warmup):
-        case.fn(case.inputs)
-    _sync(case.device)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        case.fn(case.inputs)
+def time_cases(cases: list[Case], warmup: int, repeats: int, tick: Callable[[], None]) -> list[tuple[float, float]]:
+    """Median wall and process-CPU seconds per whole-batch call of each case.
+
+    After ``warmup`` untimed calls each, the ``repeats`` timed calls go round-robin over the cases,
+    so a burst of load from other processes on a shared machine hits every library alike. CPU time
+    sums all of this process's threads; wall time well above ``CPU time / threads`` means the
+    process waited for a core.
+    """
+    for case in cases:
+        for _ in range(warmup):
+            case.fn(case.inputs)
         _sync(case.device)
-        times.append(time.perf_counter() - start)
-    return times
+    wall: list[list[float]] = [[] for _ in cases]
+    cpu: list[list[float]] = [[] for _ in cases]
+    for _ in range(repeats):
+        for i, case in enumerate(cases):
+            start, start_cpu = time.perf_counter(), time.process_time()
+            case.fn(case.inputs)
+            _sync(case.device)
+            wall[i].append(time.perf_counter() - start)
+            cpu[i].append(time.process_time() - start_cpu)
+        tick()
+    return [(statistics.median(w), statistics.median(c)) for w, c in zip(wall, cpu)]
 
 
 @contextlib.contextmanager
@@ -296,7 +309,7 @@ STAGES = [
     ("parameter sampling (CPU)", "compose", "Compose.sample_params", None),
     ("fused geometric warp", "pipeline", "_run_geometric", None),
     ("antialias pre-blur (kornia gaussian_blur2d)", "warp", "_antialias", "fused geometric warp"),
-    ("sampling grid (affine_grid)", "warp", "sampling_grid", "fused geometric warp"),
+    ("sampling grid (warp.sampling_grid)", "warp", "sampling_grid", "fused geometric warp"),
     (GRID_SAMPLE, "F", "grid_sample", "fused geometric warp"),
     ("edge coverage for the constant fill", "warp", "_coverage", "fused geometric warp"),
     ("fused colour map", "pipeline", "_run_color", None),
@@ -364,7 +377,8 @@ class Result:
     device: str
     size: int
     dtype: str
-    seconds: float  # median per batch
+    seconds: float  # median wall time per batch
+    cpu_seconds: float  # median process CPU time per batch (all threads)
     batch: int
 
     @property
@@ -374,14 +388,15 @@ class Result:
 
 def results_table(results: list[Result]) -> str:
     lines = [
-        "| device | size | dtype | library | ms / batch | images/s | genaug speed-up (genaug ÷ this) |",
-        "|---|---|---|---|---:|---:|---:|",
+        "| device | size | dtype | library | ms / batch | CPU ms / batch | images/s | genaug speed-up (genaug ÷ this) |",
+        "|---|---|---|---|---:|---:|---:|---:|",
     ]
     for r in results:
         ref = _find(results, "genaug", r.device, r.size, r.dtype)
         ratio = f"{ref.images_per_s / r.images_per_s:.2f}x" if ref else "n/a"
         lines.append(
-            f"| {r.device} | {r.size} | {r.dtype} | {r.library} | {r.seconds * 1e3:.1f} | {r.images_per_s:,.0f} | {ratio} |"
+            f"| {r.device} | {r.size} | {r.dtype} | {r.library} | {r.seconds * 1e3:.1f} | {r.cpu_seconds * 1e3:.0f} "
+            f"| {r.images_per_s:,.0f} | {ratio} |"
         )
     return "\n".join(lines)
 
@@ -426,7 +441,7 @@ def environment(args: argparse.Namespace) -> list[str]:
         f"- command: `python {' '.join([Path(sys.argv[0]).as_posix(), *sys.argv[1:]])}`",
         f"- threads: torch.get_num_threads()={torch.get_num_threads()}, "
         f"cv2.getNumThreads()={cv2.getNumThreads() if cv2 is not None else 'n/a'}, "
-        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}",
+        f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS')}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '(unset)')}",
         f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, GPU: {gpu}",
         f"- versions: python {platform.python_version()}, torch {torch.__version__}, genaug {ga.__version__}, "
         f"kornia {version('kornia')}, albumentations {version('albumentations')}, torchvision {version('torchvision')}, "
@@ -440,7 +455,7 @@ def _progress(total: int) -> Any:
     try:
         from tqdm import tqdm
 
-        return tqdm(total=total, unit="case", file=sys.stderr, leave=False)
+        return tqdm(total=total, unit="step", file=sys.stderr, leave=False)
     except ImportError:  # pragma: no cover
         return None
 
@@ -460,17 +475,18 @@ def main(args: argparse.Namespace) -> int:
     print(env[2])
 
     grid = [(d, s, t) for d in devices for s in args.sizes for t in args.dtypes]
-    bar = _progress(len(grid) * len(LIBRARIES))
+    bar = _progress(len(grid) * (1 + args.repeats))  # per (device, size, dtype): the checks, then each round
+    tick = bar.update if bar is not None else (lambda: None)
     results: list[Result] = []
     for device, size, dtype in grid:
-        for case in build_cases(device, size, dtype, args.batch, args.seed):
-            if bar is not None:
-                bar.set_description(f"{device} {size} {dtype} {case.library}")
+        if bar is not None:
+            bar.set_description(f"{device} {size} {dtype}")
+        cases = build_cases(device, size, dtype, args.batch, args.seed)
+        for case in cases:
             check_output(case, case.fn(case.inputs), args.batch)
-            times = time_case(case, args.warmup, args.repeats)
-            results.append(Result(case.library, device, size, dtype, statistics.median(times), args.batch))
-            if bar is not None:
-                bar.update()
+        tick()
+        for case, (wall, cpu) in zip(cases, time_cases(cases, args.warmup, args.repeats, tick)):
+            results.append(Result(case.library, device, size, dtype, wall, cpu, args.batch))
     if bar is not None:
         bar.close()
 
