@@ -37,7 +37,7 @@ def save_grid_png(grid: torch.Tensor, path: Path, title: str, row_labels: list[s
             ax.set_xticks([])
             ax.set_yticks([])
             if c == 0:
-                ax.set_ylabel(row_labels[r], rotation=0, labelpad=12, va="center")
+                ax.set_ylabel(row_labels[r], rotation=0, labelpad=10, va="center", ha="right")
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -68,7 +68,7 @@ def write_generative_demo(out_dir: Path, per_class: int = 10, seed: int = 0) -> 
     for name in DEMO_MODELS:
         model = load_model(name)
         grid = sample_grid(model, per_class, seed)
-        labels = [f"class {i}" for i in range(grid.shape[0])]
+        labels = [str(i) for i in range(grid.shape[0])]
         title = f"{name}: {per_class} samples per class (seed {seed}, rows = class label)"
         paths.append(save_grid_png(grid, out_dir / f"generative_{name}.png", title, labels))
     return paths

@@ -227,14 +227,17 @@ class _Trainer:
         (d_loss + pen).backward()
         self.opts["d"].step()
         g_loss = m.g_loss(m.discriminator(fake, y))
+        ms = m.mode_seeking_loss(fake, z, y)
         self.opts["g"].zero_grad(set_to_none=True)
-        g_loss.backward()
+        (g_loss + ms).backward()
         self.opts["g"].step()
         m.update_ema(self.step_count)
         self.step_count += 1
         out = {"d": float(d_loss.detach()), "g": float(g_loss.detach())}
         if m.config.penalty != "none":
             out["pen"] = float(pen.detach())
+        if m.config.mode_seeking:
+            out["ms"] = float(ms.detach())
         return out
 
     def can_validate(self) -> bool:

@@ -34,6 +34,13 @@ class GANConfig:
         penalty_weight: weight of the penalty.
         ema_decay: decay of the EMA generator (0 disables the EMA copy).
         noise_injection: add learned-scale per-pixel noise after each generator block.
+        minibatch_std: append the minibatch standard deviation (groups of 4) as a feature map
+            before the discriminator's last conv, so the discriminator can see a lack of
+            diversity (counters mode collapse; Karras et al. 2018).
+        mode_seeking: weight of the mode-seeking term (Mao et al. 2019): the generator is
+            penalised by ``1 / (mean|G(z1,y) - G(z2,y)| / mean|z1 - z2| + eps)``, which stops a
+            class-conditional generator from ignoring ``z``; 0 disables it (one extra
+            generator pass per step when on).
     """
 
     image_size: int = 28
@@ -47,6 +54,8 @@ class GANConfig:
     penalty_weight: float = 1.0
     ema_decay: float = 0.999
     noise_injection: bool = False
+    minibatch_std: bool = True
+    mode_seeking: float = 0.0
 
     def __post_init__(self) -> None:
         validate_common_config(self)
@@ -56,6 +65,8 @@ class GANConfig:
             raise ValueError(f"penalty={self.penalty!r} is not supported; allowed: {GAN_PENALTIES}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay={self.ema_decay!r} must be in [0, 1)")
+        if self.mode_seeking < 0:
+            raise ValueError(f"mode_seeking={self.mode_seeking!r} must be >= 0")
         if self.penalty_weight < 0:
             raise ValueError(f"penalty_weight={self.penalty_weight!r} must be >= 0")
 
@@ -80,6 +91,18 @@ class Generator(nn.Module):
         return torch.tanh(self.net(z, labels, generator))
 
 
+def _minibatch_std(h: torch.Tensor, group: int = 4) -> torch.Tensor:
+    """Per-group standard deviation of ``h`` (B, C, H, W) averaged to one map (B, 1, H, W)."""
+    b = h.shape[0]
+    g = group if b % group == 0 else (b if b < group else 1)
+    if g < 2:
+        return h.new_zeros(b, 1, *h.shape[2:])
+    y = h.view(g, b // g, *h.shape[1:])                     # (G, B/G, C, H, W)
+    std = (y.var(0, unbiased=False) + 1e-8).sqrt()          # (B/G, C, H, W)
+    s = std.mean(dim=(1, 2, 3))                              # (B/G,)
+    return s.repeat(g)[:, None, None, None].expand(b, 1, *h.shape[2:])
+
+
 class Discriminator(nn.Module):
     """Images in [-1, 1] (B, C, H, W) + labels -> realness score (B,).
 
@@ -97,13 +120,18 @@ class Discriminator(nn.Module):
             c2 = min(c * 2, w * 8)
             layers += [spectral_norm(nn.Conv2d(c, c2, 4, 2, 1)), nn.LeakyReLU(0.2)]
             c = c2
-        layers += [spectral_norm(nn.Conv2d(c, c, 3, 1, 1)), nn.LeakyReLU(0.2)]   # at base x base
         self.features = nn.Sequential(*layers)
+        self.minibatch_std = cfg.minibatch_std
+        extra = 1 if cfg.minibatch_std else 0
+        self.last = nn.Sequential(spectral_norm(nn.Conv2d(c + extra, c, 3, 1, 1)), nn.LeakyReLU(0.2))  # base x base
         self.linear = spectral_norm(nn.Linear(c, 1))
         self.embed = spectral_norm(nn.Embedding(cfg.num_classes, c)) if cfg.num_classes else None
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        h = self.features(x).sum(dim=(2, 3))          # (B, C_last), sum pooling
+        h = self.features(x)                          # (B, C_last, base, base)
+        if self.minibatch_std:
+            h = torch.cat([h, _minibatch_std(h)], 1)  # (B, C_last + 1, base, base)
+        h = self.last(h).sum(dim=(2, 3))              # (B, C_last), sum pooling
         out = self.linear(h).squeeze(1)               # (B,)
         if self.embed is not None:
             out = out + (self.embed(labels) * h).sum(1)
@@ -203,6 +231,16 @@ class ConditionalGAN(nn.Module):
         if self.config.loss == "hinge":
             return -fake_logits.mean()
         return F.softplus(-fake_logits).mean()
+
+    def mode_seeking_loss(self, fake: torch.Tensor, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Mode-seeking term for a second latent draw with the same labels, times its weight."""
+        w = self.config.mode_seeking
+        if w == 0:
+            return fake.new_zeros(())
+        z2 = torch.randn_like(z)
+        fake2 = self.generator(z2, labels)
+        ratio = (fake - fake2).abs().mean() / (z - z2).abs().mean()
+        return w / (ratio + 1e-5)
 
     def penalty(self, real: torch.Tensor, fake: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """R1 (gradient norm^2 on real data) or WGAN-GP (on random mixes), times its weight."""
