@@ -15,6 +15,8 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import json
 import platform
 import shlex
 import sys
@@ -63,18 +65,39 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--skip-cas", action="store_true")
     p.add_argument("--out", default="benchmarks/GENERATIVE_RESULTS.md")
+    p.add_argument("--json", default="benchmarks/generative_results.json",
+                   help="raw results; with --reuse, models already measured there (same seeds/steps) are not re-run")
+    p.add_argument("--reuse", action="store_true")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     from genaug.data import load_builtin
-    from genaug.generative import load_model
+    from genaug.generative import checkpoint_info, load_model
     from genaug.metrics import classification_accuracy_score
 
     train, test = load_builtin("mnist5k", "train"), load_builtin("mnist5k", "test")
     devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
-    real_cache: dict[int, float] = {}
+    from genaug.metrics import CASResult
+
+    store_path = Path(args.json)
+    store = json.loads(store_path.read_text()) if args.reuse and store_path.exists() else {}
+    if store.get("seeds") != args.seeds or store.get("steps") != args.steps:
+        store = {}
+    store.update(seeds=args.seeds, steps=args.steps, real_acc=store.get("real_acc", {}),
+                 models=store.get("models", {}), commands=store.get("commands", []))
+    real_cache: dict[int, float] = {int(k): v for k, v in store["real_acc"].items()}
     rows = []
+    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
+    store["commands"].append(command)
     for name in args.models:
+        sha = checkpoint_info(name)["sha256"]
+        old = store["models"].get(name)
+        if old and old.get("sha256") == sha and "cas" in old:
+            row = dict(old)
+            row["cas"] = CASResult(**old["cas"])
+            print(f"{name}: reusing stored results", file=sys.stderr)
+            rows.append(row)
+            continue
         model = load_model(name)
         row = {"name": name, "steps": model.checkpoint_metadata["provenance"].get("selected_step",
                                                                                  model.checkpoint_metadata["provenance"].get("steps"))}
@@ -89,10 +112,16 @@ def main(argv: list[str] | None = None) -> int:
             row[f"ips_{dev.type}"] = throughput(load_model(name), dev)
             print(f"{name}: {row[f'ips_{dev.type}']:.0f} images/s on {dev.type}", file=sys.stderr)
         rows.append(row)
+        stored = {k: v for k, v in row.items() if k != "cas"}
+        stored["sha256"] = sha
+        if "cas" in row:
+            stored["cas"] = dataclasses.asdict(row["cas"])
+        store["models"][name] = stored
+        store["real_acc"] = {str(k): v for k, v in real_cache.items()}
+        store_path.write_text(json.dumps(store, indent=1))
 
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])
     lines = ["# Generative models: quality and sampling speed", "",
-             f"- Command: `{command}` (run from the repository root)",
+             "- Command(s), run from the repository root: " + "; ".join(f"`{c}`" for c in store["commands"]),
              f"- Date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"- Machine: {cpu_name()}, torch {torch.__version__}, {args.threads} CPU thread(s)"
              + (f", GPU {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ", no GPU"),
