@@ -39,3 +39,26 @@ def test_resize_down_is_antialiased_and_close_to_torchvision():
     ref = TF.resize(x, [32, 32], antialias=True)
     assert (ours - ref).abs().mean() < 0.01
     assert ga.Resize((32, 32))(checkerboard()).std() < 0.05
+
+
+def test_a_samples_antialiasing_does_not_depend_on_its_batch():
+    x = fine_waves().expand(2, -1, -1, -1).clone()
+    shrink = ga.RandomScale((1 / 1.3, 1 / 1.3), padding_mode="reflect")  # below the sqrt(2) threshold: never filtered
+    alone = shrink(x[:1])
+    _, params = ga.RandomScale((0.3, 0.3), padding_mode="reflect")(x, return_params=True)
+    params["scale"] = torch.tensor([1 / 1.3, 0.3], dtype=torch.float64)  # the other sample shrinks a lot
+    mixed = ga.RandomScale((0.3, 1.0), padding_mode="reflect")(x, params=params)
+    assert torch.equal(mixed[:1], alone)
+    assert mixed[1, :, 40:88, 40:88].std() < 0.05
+
+
+def test_pixel_ops_touch_only_the_samples_they_apply_to():
+    x = torch.rand(64, 3, 16, 16, dtype=torch.float64)
+    blur = ga.RandomGaussianBlur(5, (1.0, 2.0), p=0.5, seed=0)
+    out, params = blur(x, return_params=True)
+    applied = params["apply"]
+    assert 10 < int(applied.sum()) < 54
+    assert torch.equal(out[~applied], x[~applied])
+    full = ga.RandomGaussianBlur(5, (1.0, 2.0), p=1.0)
+    params_all = {**params, "apply": torch.ones_like(applied)}
+    assert torch.allclose(out[applied], full(x, params=params_all)[applied], atol=1e-12)

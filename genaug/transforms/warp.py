@@ -128,16 +128,25 @@ ANTIALIAS_MIN_SIGMA = 0.5
 
 
 def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    sigmas = shrink_sigmas(matrix)  # on the CPU: deciding the kernel size costs no device sync
-    if sigmas.numel() == 0 or float(sigmas.max()) < ANTIALIAS_MIN_SIGMA:
+    """Pre-blur the samples whose warp shrinks by more than sqrt(2); the others are untouched.
+
+    Which samples need it is decided on the CPU from the matrices (no device sync), so a sample's
+    result does not depend on the rest of its batch, and unfiltered samples cost nothing.
+    """
+    sigmas = shrink_sigmas(matrix)
+    needs = sigmas.amax(dim=1) >= ANTIALIAS_MIN_SIGMA
+    if not bool(needs.any()):
         return image
-    radius = math.ceil(3.0 * float(sigmas.max()))
-    size = 2 * radius + 1
+    index = needs.nonzero().squeeze(1)
+    sig = sigmas[index].clamp(min=1e-3)
+    size = 2 * math.ceil(3.0 * float(sig.max())) + 1
     size = min(size, 2 * ((min(image.shape[-2:]) - 1) // 2) + 1)  # reflect padding needs size <= dims
     if size < 3:
         return image
-    sig = sigmas.clamp(min=1e-3).to(device=image.device, dtype=image.dtype, non_blocking=True)
-    return gaussian_blur(image, (size, size), sig)
+    if bool(needs.all()):
+        return gaussian_blur(image, (size, size), sig)
+    device_index = index.to(image.device, non_blocking=True)
+    return image.index_copy(0, device_index, gaussian_blur(image.index_select(0, device_index), (size, size), sig))
 
 
 def warp_image(
