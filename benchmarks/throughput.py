@@ -308,12 +308,12 @@ STAGES = [
     ("input checks + uint8/float conversion", "pipeline", "Batch.from_inputs", None),
     ("parameter sampling (CPU)", "compose", "Compose.sample_params", None),
     ("fused geometric warp", "pipeline", "_run_geometric", None),
-    ("antialias pre-blur (kornia gaussian_blur2d)", "warp", "_antialias", "fused geometric warp"),
+    ("antialias pre-blur (separable Gaussian)", "warp", "_antialias", "fused geometric warp"),
     ("sampling grid (warp.sampling_grid)", "warp", "sampling_grid", "fused geometric warp"),
     (GRID_SAMPLE, "F", "grid_sample", "fused geometric warp"),
     ("edge coverage for the constant fill", "warp", "_coverage", "fused geometric warp"),
     ("fused colour map", "pipeline", "_run_color", None),
-    ("pixel stage: Gaussian blur (kornia gaussian_blur2d)", "pipeline", "_run_pixel", None),
+    ("pixel stage: Gaussian blur (separable, per-sample sigma)", "pipeline", "_run_pixel", None),
     ("output conversion", "pipeline", "Batch.outputs", None),
 ]
 

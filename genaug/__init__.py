@@ -7,8 +7,9 @@ Example:
     torch.Size([4, 3, 32, 32])
 """
 
+from genaug.generative import load_model, lerp, slerp
 from genaug.transforms import *  # noqa: F401,F403
 from genaug.transforms import __all__ as _transform_names
 
 __version__ = "0.1.0"
-__all__ = [*_transform_names]
+__all__ = [*_transform_names, "lerp", "load_model", "slerp"]

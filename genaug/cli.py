@@ -1,10 +1,12 @@
-"""The ``genaug`` command: ``genaug demo`` and (with the generative models) ``genaug train``."""
+"""The ``genaug`` command: ``genaug demo`` and ``genaug train``."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 from typing import Sequence
+
+from genaug.generative.cli import register as register_train
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -25,12 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="outputs/demo", help="output folder (default: outputs/demo)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the demo pipeline (default: 0)")
     demo.set_defaults(func=_demo)
-    try:
-        from genaug.generative.cli import register
-    except ImportError:
-        register = None
-    if register is not None:
-        register(sub)
+    register_train(sub)
     return parser
 
 

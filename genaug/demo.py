@@ -16,6 +16,7 @@ import torch
 
 import genaug as ga
 from genaug._atomic import atomic_write_bytes
+from genaug.generative.demo import write_generative_demo
 from genaug.transforms.base import Params
 
 AUGMENTATIONS_PER_IMAGE = 8
@@ -135,10 +136,5 @@ def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) ->
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = list(write_transform_grid(out, seed))
-    try:
-        from genaug.generative.demo import write_generative_demo
-    except ImportError:  # the generative part is optional while it is being built
-        write_generative_demo = None
-    if write_generative_demo is not None:
-        paths.extend(write_generative_demo(out))
+    paths.extend(write_generative_demo(out))
     return paths
