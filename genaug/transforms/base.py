@@ -159,13 +159,13 @@ class Transform:
                 unknown = sorted(set(kw) - set(allowed))
                 if unknown:
                     raise TypeError(
-                        f"{cls.__name__} got unexpected keyword argument {unknown[0]!r}; "
+                        f"{type(self).__name__} got unexpected keyword argument {unknown[0]!r}; "
                         f"allowed arguments: {', '.join(allowed)}"
                     )
                 try:
                     bound = signature.bind(self, *args, **kw)
                 except TypeError as exc:
-                    raise TypeError(f"{cls.__name__}: {exc}; allowed arguments: {', '.join(allowed)}") from None
+                    raise TypeError(f"{type(self).__name__}: {exc}; allowed arguments: {', '.join(allowed)}") from None
                 bound.apply_defaults()
                 self._init_args = {k: v for k, v in bound.arguments.items() if k != "self"}
             init(self, *args, **kw)

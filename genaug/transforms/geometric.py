@@ -127,7 +127,22 @@ def _center_box(size: tuple[int, int], out: tuple[int, int], n: int) -> torch.Te
 # ----------------------------------------------------------------------------- flips
 
 
-class RandomHorizontalFlip(GeometricTransform):
+class _AxisFlip(GeometricTransform):
+    """Mirror along one image axis with probability ``p`` per sample (``axis`` 0: x, 1: y)."""
+
+    axis: int
+
+    def __init__(self, p: float = 0.5, same_on_batch: bool = False, seed: int | None = None) -> None:
+        super().__init__(p=p, same_on_batch=same_on_batch, seed=seed, antialias=False)
+
+    def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
+        extent = size[1] if self.axis == 0 else size[0]
+        m = _batch_eye(params["apply"].shape[0])
+        m[:, self.axis, self.axis], m[:, self.axis, 2] = -1.0, extent - 1.0
+        return m
+
+
+class RandomHorizontalFlip(_AxisFlip):
     """Mirror left-right with probability ``p`` per sample (torchvision's ``RandomHorizontalFlip``).
 
     Example:
@@ -137,17 +152,10 @@ class RandomHorizontalFlip(GeometricTransform):
         [3.0, 2.0, 1.0, 0.0]
     """
 
-    def __init__(self, p: float = 0.5, same_on_batch: bool = False, seed: int | None = None) -> None:
-        super().__init__(p=p, same_on_batch=same_on_batch, seed=seed, antialias=False)
-
-    def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
-        n, w = params["apply"].shape[0], size[1]
-        m = _batch_eye(n)
-        m[:, 0, 0], m[:, 0, 2] = -1.0, w - 1.0
-        return m
+    axis = 0
 
 
-class RandomVerticalFlip(GeometricTransform):
+class RandomVerticalFlip(_AxisFlip):
     """Mirror top-bottom with probability ``p`` per sample (torchvision's ``RandomVerticalFlip``).
 
     Example:
@@ -157,14 +165,7 @@ class RandomVerticalFlip(GeometricTransform):
         [2.0, 1.0, 0.0]
     """
 
-    def __init__(self, p: float = 0.5, same_on_batch: bool = False, seed: int | None = None) -> None:
-        super().__init__(p=p, same_on_batch=same_on_batch, seed=seed, antialias=False)
-
-    def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
-        n, h = params["apply"].shape[0], size[0]
-        m = _batch_eye(n)
-        m[:, 1, 1], m[:, 1, 2] = -1.0, h - 1.0
-        return m
+    axis = 1
 
 
 # ----------------------------------------------------------------------------- rotation, scale, affine
