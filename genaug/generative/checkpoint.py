@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from genaug._atomic import atomic_path, atomic_write_bytes
 
 from .models import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVAE, GANConfig,
                      VAEConfig)
@@ -95,40 +96,17 @@ def _check_safe_path(path: Path) -> None:
         raise CheckpointError(f"path={str(path)!r} is a pickle / torch.save archive, not safetensors. {_CONVERT_HINT}")
 
 
-def _umask_mode() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                         metadata: dict[str, str]) -> Path:
-    """Write ``tensors`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, tmp, metadata=metadata)
-        os.chmod(tmp, _umask_mode())  # mkstemp creates 0600; give the file normal permissions
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """Write ``tensors`` to ``path`` as safetensors, atomically (see :func:`genaug._atomic.atomic_path`)."""
+    with atomic_path(path) as tmp:
+        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+    return Path(path)
 
 
 def atomic_write_text(text: str, path: str | os.PathLike) -> Path:
-    """Write text atomically (temporary file in the same folder, then ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.chmod(tmp, _umask_mode())
-    os.replace(tmp, path)
-    return path
+    """Write text atomically (see :func:`genaug._atomic.atomic_path`)."""
+    return atomic_write_bytes(path, text.encode())
 
 
 def model_kind(model: nn.Module) -> str:
