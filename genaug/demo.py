@@ -52,32 +52,27 @@ def load_photos() -> list[torch.Tensor]:
     return list(load_builtin("photos", split="all").images)
 
 
+#: Short per-sample labels for the grid: transform name -> (params, sample index) -> text.
+_CAPTIONS = {
+    "RandomRotation": lambda p, i: f"rot {float(p['angle'][i]):+.0f}°",
+    "RandomScale": lambda p, i: f"zoom {float(p['scale'][i]):.2f}",
+    "RandomAffine": lambda p, i: f"shear {float(p['shear'][i, 0]):+.0f}°",
+    "RandomHorizontalFlip": lambda p, i: "hflip",
+    "RandomVerticalFlip": lambda p, i: "vflip",
+    "ColorJitter": lambda p, i: f"b{float(p['brightness'][i]):.2f} h{float(p['hue'][i]):+.2f}",
+    "RandomGaussianBlur": lambda p, i: f"blur σ{float(p['sigma'][i]):.1f}",
+    "RandomBilateralBlur": lambda p, i: "bilateral",
+    "RandomGaussianNoise": lambda p, i: f"noise {float(p['std'][i]):.2f}",
+}
+
+
 def _caption(pipeline: ga.Compose, params: Params, i: int) -> str:
     """A short per-sample description of the sampled parameters."""
     parts = []
     for k, t in enumerate(pipeline.transforms):
-        p = params[str(k)]
-        if not bool(p["apply"][i]):
-            continue
-        name = type(t).__name__
-        if name == "RandomRotation":
-            parts.append(f"rot {float(p['angle'][i]):+.0f}°")
-        elif name == "RandomScale":
-            parts.append(f"zoom {float(p['scale'][i]):.2f}")
-        elif name == "RandomAffine":
-            parts.append(f"shear {float(p['shear'][i, 0]):+.0f}°")
-        elif name == "RandomHorizontalFlip":
-            parts.append("hflip")
-        elif name == "RandomVerticalFlip":
-            parts.append("vflip")
-        elif name == "ColorJitter":
-            parts.append(f"b{float(p['brightness'][i]):.2f} h{float(p['hue'][i]):+.2f}")
-        elif name == "RandomGaussianBlur":
-            parts.append(f"blur σ{float(p['sigma'][i]):.1f}")
-        elif name == "RandomBilateralBlur":
-            parts.append("bilateral")
-        elif name == "RandomGaussianNoise":
-            parts.append(f"noise {float(p['std'][i]):.2f}")
+        p, label = params[str(k)], _CAPTIONS.get(type(t).__name__)
+        if label is not None and bool(p["apply"][i]):
+            parts.append(label(p, i))
     lines, line = [], ""
     for part in parts:
         if len(line) + len(part) > 26:

@@ -154,7 +154,7 @@ class ColorJitter(Transform):
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         # Only reached in hue_mode="hsv": colour map without hue, then the exact HSV hue shift.
-        mean = image.mean(dim=(2, 3))
+        mean = image.mean(dim=(2, 3)) if self.uses_mean else image.new_zeros(image.shape[:2])
         a, t = self._affine(params, mean, image.shape[1], with_hue=False)
         out = apply_color_affine(image, a, t)
         if image.shape[1] == 3:

@@ -110,6 +110,11 @@ def sampling_grid(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tupl
     return grid
 
 
+def _footprint_scale(matrix: torch.Tensor) -> torch.Tensor:
+    """Input-space length ``(B, 2)`` of one output step along x and y (1 for rotations and flips)."""
+    return matrix[:, :2, :2].norm(dim=1).clamp(min=1e-6)
+
+
 def shrink_sigmas(matrix: torch.Tensor) -> torch.Tensor:
     """Per-sample antialiasing sigma ``(B, 2)`` as (sigma_y, sigma_x) in input pixels.
 
@@ -117,10 +122,8 @@ def shrink_sigmas(matrix: torch.Tensor) -> torch.Tensor:
     (second) column; a shrink by ``s`` gets ``0.5 * sqrt(s^2 - 1)``, which leaves a 2x shrink with
     under 3% contrast at the input's Nyquist frequency.
     """
-    scale_x = matrix[:, :2, 0].norm(dim=1)
-    scale_y = matrix[:, :2, 1].norm(dim=1)
-    sig = lambda s: 0.5 * (s.square() - 1.0).clamp(min=0.0).sqrt()  # noqa: E731
-    return torch.stack([sig(scale_y), sig(scale_x)], dim=1)
+    sigma_xy = 0.5 * (_footprint_scale(matrix).square() - 1.0).clamp(min=0.0).sqrt()
+    return sigma_xy.flip(1)
 
 
 #: Shrinks by less than sqrt(2) (sigma < 0.5) fold little energy and are left unfiltered.
@@ -176,11 +179,6 @@ def warp_image(
         return out.mul_(coverage)
     fill_t = torch.tensor(fill, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
     return torch.lerp(fill_t.expand_as(out), out, coverage)
-
-
-def _footprint_scale(matrix: torch.Tensor) -> torch.Tensor:
-    """Input-space length ``(B, 2)`` of one output step along x and y (1 for rotations and flips)."""
-    return matrix[:, :2, :2].norm(dim=1).clamp(min=1e-6)
 
 
 def _footprints_inside(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
