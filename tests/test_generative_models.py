@@ -162,3 +162,71 @@ def test_ema_warmup_and_standing_stats():
     m.refresh_ema_stats(batches=3, batch_size=8, seed=1)
     assert torch.equal(bn.running_mean, mean1) and torch.equal(bn.running_var, var1)
     assert torch.equal(torch.get_rng_state(), state)  # global RNG untouched
+
+
+def _reference_aggregate_gaussian(vae, x, y, k):
+    """Mean and covariance of q(z | x, y) over the images of class k, computed directly."""
+    with torch.no_grad():
+        mu, logvar = vae.encoder(x[y == k], y[y == k])
+    mu, var = mu.double(), logvar.double().exp()
+    return mu.mean(0), torch.cov(mu.T) + torch.diag(var.mean(0))
+
+
+def test_aggregate_prior_fits_the_aggregate_posterior_per_class():
+    vae = tiny_vae(prior="aggregate").eval()
+    x = torch.rand(60, 1, 28, 28)
+    y = torch.arange(3).repeat(20)
+    vae.fit_prior(x, y, batch_size=7)  # batches that cut across classes
+    assert vae.prior_count.tolist() == [20, 20, 20]
+    for k in range(3):
+        mean, cov = _reference_aggregate_gaussian(vae, x, y, k)
+        L = vae.prior_scale_tril[k].double()
+        assert torch.allclose(vae.prior_mean[k].double(), mean, atol=1e-5)
+        assert torch.allclose(L @ L.T, cov, atol=1e-5)
+    # latents drawn for class k follow N(mean_k, cov_k): check the first two moments
+    z, labels = vae.sample_latent(20000, labels=2, generator=gen(3))
+    assert labels.tolist() == [2] * 20000
+    mean, cov = _reference_aggregate_gaussian(vae, x, y, 2)
+    assert torch.allclose(z.double().mean(0), mean, atol=0.05 * float(cov.diag().max().sqrt()))
+    assert torch.allclose(torch.cov(z.double().T), cov, atol=0.05 * float(cov.diag().max()))
+    # sample() decodes exactly those latents
+    z4, y4 = vae.sample_latent(4, labels=[0, 1, 2, 0], generator=gen(5))
+    assert torch.equal(vae.sample(4, labels=[0, 1, 2, 0], generator=gen(5)), vae.decode(z4, y4))
+
+
+def test_aggregate_prior_of_an_unconditional_vae_is_one_gaussian():
+    vae = tiny_vae(prior="aggregate", num_classes=0).eval()
+    x = torch.rand(16, 1, 28, 28)
+    vae.fit_prior(x)
+    assert vae.prior_count.tolist() == [16]
+    with torch.no_grad():
+        mu, _ = vae.encoder(x, None)
+    assert torch.allclose(vae.prior_mean[0], mu.mean(0), atol=1e-6)
+    z, y = vae.sample_latent(3, generator=gen())
+    assert y is None and z.shape == (3, 4)
+    assert torch.allclose(z, vae.prior_mean[0] + torch.randn(3, 4, generator=gen()) @ vae.prior_scale_tril[0].T,
+                          atol=1e-6)
+
+
+def test_standard_prior_is_unchanged_by_the_new_api():
+    vae = tiny_vae()
+    assert "prior_mean" not in vae.state_dict()
+    z, y = vae.sample_latent(3, labels=[0, 1, 2], generator=gen(1))
+    assert torch.equal(z, torch.randn(3, 4, generator=gen(1)))
+    assert torch.equal(vae.sample(3, labels=[0, 1, 2], generator=gen(1)), vae.decode(z, y))
+
+
+def test_aggregate_prior_errors_are_clear():
+    with pytest.raises(ValueError, match="prior='gmm' is not allowed; allowed: \\('standard', 'aggregate'\\)"):
+        VAEConfig(prior="gmm")
+    unfitted = tiny_vae(prior="aggregate")
+    with pytest.raises(RuntimeError, match="never fitted; call vae.fit_prior"):
+        unfitted.sample(2, labels=[0, 1])
+    with pytest.raises(RuntimeError, match="needs a model built with prior='aggregate'"):
+        tiny_vae().fit_prior(torch.rand(6, 1, 28, 28), [0, 1, 2] * 2)
+    with pytest.raises(ValueError, match="class 2 has 1"):
+        unfitted.fit_prior(torch.rand(5, 1, 28, 28), [0, 1, 0, 1, 2])
+    with pytest.raises(ValueError, match="labels are required"):
+        unfitted.fit_prior(torch.rand(5, 1, 28, 28))
+    with pytest.raises(ValueError, match="channels=1"):
+        unfitted.fit_prior(torch.rand(6, 3, 28, 28), [0, 1, 2] * 2)

@@ -147,3 +147,16 @@ def test_generative_demo_writes_labelled_grids(tmp_path):
     for p in paths:
         with Image.open(p) as im:
             assert im.size[0] > 300 and im.size[1] > 300
+
+
+def test_vae_with_aggregate_prior_is_fitted_on_the_training_images(tmp_path, small_mnist):
+    cfg = VAEConfig(enc_width=4, dec_width=4, latent_dim=4, num_classes=3, prior="aggregate")
+    res = train("vae", small_mnist, tmp_path, cfg, quiet(steps=4, val_fraction=0.2), log=lambda s: None)
+    n_train = res.model.prior_count.sum().item()
+    assert n_train == 120  # 150 images minus the 20 % validation carve-out
+    loaded = load_model(tmp_path / "model.safetensors")
+    assert torch.equal(loaded.prior_scale_tril, res.model.prior_scale_tril)
+    assert "120 training images" in loaded.checkpoint_metadata["provenance"]["prior_fit"]
+    g = lambda: torch.Generator().manual_seed(0)  # noqa: E731
+    assert torch.equal(loaded.sample(6, labels=[0, 1, 2] * 2, generator=g()),
+                       res.model.sample(6, labels=[0, 1, 2] * 2, generator=g()))

@@ -11,7 +11,7 @@ Files written to ``out`` (a folder):
   history, configs) in JSON beside it.
 * ``best.safetensors`` — the model at the best validation metric (when validating).
 * ``model.safetensors`` — the final model to use: the best one when validation ran,
-  otherwise the last one.
+  otherwise the last one; a VAE with ``prior="aggregate"`` gets its prior fitted here.
 
 Validation metrics (higher is better):
 
@@ -436,6 +436,10 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
         final = load_model(out / "best.safetensors", device=device)
     prov = _provenance(kind, data_name, split, len(tr_idx), len(va_idx), state["step"], tc, command)
     prov["selected_step"] = state["best_step"] if final is not model else state["step"]
+    if kind == "vae" and final.config.prior == "aggregate":
+        final.fit_prior(train_x, train_y if conditional else None)
+        prov["prior_fit"] = f"aggregate posterior of the {len(tr_idx)} training images (validation images excluded)"
+        log(f"fitted the aggregate prior on {len(tr_idx)} training images")
     save_checkpoint(final, out / "model.safetensors", prov)
     final.eval()
     return TrainResult(final, out, state["step"], state["best_metric"], state["best_step"],

@@ -13,6 +13,9 @@ from .common import (ConvDecoder, check_images, check_labels, check_n, config_fr
                      config_to_dict, geometry, truncated_normal, validate_common_config)
 
 
+PRIORS = ("standard", "aggregate")
+
+
 @dataclass
 class VAEConfig:
     """Architecture of :class:`ConditionalVAE`.
@@ -25,6 +28,13 @@ class VAEConfig:
         enc_width: encoder width (channels of the first feature map; doubles per level).
         dec_width: decoder width (channels of the last feature map).
         beta: weight of the KL term in the loss.
+        prior: where :meth:`ConditionalVAE.sample` draws latents from. ``"standard"``:
+            ``N(0, I)``, the prior the model is trained against. ``"aggregate"``: one
+            full-covariance Gaussian per class fitted after training to the encoder's
+            aggregate posterior (:meth:`ConditionalVAE.fit_prior`; ``genaug train`` does it).
+            Prior draws that fall where no training image was encoded decode to blurry or
+            wrong-class images; the fitted prior avoids those regions ("ex-post density
+            estimation", Ghosh et al., ICLR 2020). Training is the same for both.
     """
 
     image_size: int = 28
@@ -34,11 +44,14 @@ class VAEConfig:
     enc_width: int = 32
     dec_width: int = 32
     beta: float = 1.0
+    prior: str = "standard"
 
     def __post_init__(self) -> None:
         validate_common_config(self)
         if self.beta < 0:
             raise ValueError(f"beta={self.beta!r} must be >= 0")
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior={self.prior!r} is not allowed; allowed: {PRIORS}")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "VAEConfig":
@@ -100,6 +113,12 @@ class ConditionalVAE(nn.Module):
         self.encoder = Encoder(config)
         self.decoder = ConvDecoder(config.latent_dim, config.dec_width, config.image_size,
                                    config.channels, config.num_classes)
+        if config.prior == "aggregate":
+            k, z = max(config.num_classes, 1), config.latent_dim
+            # One Gaussian per class (one in all for an unconditional model); identity until fitted.
+            self.register_buffer("prior_mean", torch.zeros(k, z))
+            self.register_buffer("prior_scale_tril", torch.eye(z).repeat(k, 1, 1))
+            self.register_buffer("prior_count", torch.zeros(k, dtype=torch.long))
 
     @property
     def device(self) -> torch.device:
@@ -127,11 +146,18 @@ class ConditionalVAE(nn.Module):
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.decoder(z, labels)
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: Any = None) -> torch.Tensor:
-        """Decode latents (B, Z) to images in [0, 1], shape (B, C, H, W)."""
+        """Decode latents (B, Z) to images in [0, 1], shape (B, C, H, W) (inference mode)."""
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"z must be (B, {self.config.latent_dim}); got {tuple(z.shape)}")
-        return torch.sigmoid(self.decoder(z.to(self.device), self._labels(labels, z.shape[0])))
+        y = self._labels(labels, z.shape[0])
+        was = self.training
+        self.eval()
+        try:
+            return torch.sigmoid(self.decoder(z.to(self.device), y))
+        finally:
+            self.train(was)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass on float [0, 1] images: returns ``(logits, mu, logvar)``."""
@@ -158,26 +184,103 @@ class ConditionalVAE(nn.Module):
             self.train(was)
 
     @torch.no_grad()
+    def fit_prior(self, images: torch.Tensor, labels: Any = None, batch_size: int = 500) -> "ConditionalVAE":
+        """Fit the ``"aggregate"`` prior: per class, the mean and covariance of ``q(z | x, y)``.
+
+        The covariance of the aggregate posterior is the covariance of the posterior means
+        plus the average posterior variance. Use the images the model was trained on.
+
+        Args:
+            images: (N, C, H, W) uint8 or float in [0, 1].
+            labels: N class ids (required when conditional); every class needs >= 2 images.
+            batch_size: images encoded at a time.
+
+        Returns:
+            ``self``, so that ``vae.fit_prior(x, y).sample(...)`` reads naturally.
+
+        Example:
+            >>> import torch
+            >>> vae = ConditionalVAE(VAEConfig(num_classes=2, latent_dim=4, prior="aggregate"))
+            >>> x = torch.rand(8, 1, 28, 28)
+            >>> vae.fit_prior(x, labels=[0, 1] * 4).prior_count.tolist()
+            [4, 4]
+        """
+        if self.config.prior != "aggregate":
+            raise RuntimeError(f"fit_prior needs a model built with prior='aggregate'; this one has "
+                               f"prior={self.config.prior!r} (rebuild with VAEConfig(..., prior='aggregate') "
+                               "and load the weights into it)")
+        x = check_images(images, self.config.channels, self.config.image_size)
+        y = self._labels(labels, x.shape[0])
+        if y is None:
+            y = torch.zeros(x.shape[0], dtype=torch.long, device=self.device)
+        was = self.training
+        self.eval()
+        try:
+            mus, variances = [], []
+            for i in range(0, x.shape[0], batch_size):
+                mu, logvar = self.encoder(x[i:i + batch_size].to(self.device),
+                                          y[i:i + batch_size] if self.config.num_classes else None)
+                mus.append(mu.double())
+                variances.append(logvar.double().exp())
+        finally:
+            self.train(was)
+        mu, var = torch.cat(mus), torch.cat(variances)
+        z_dim = self.config.latent_dim
+        eye = torch.eye(z_dim, dtype=torch.float64, device=mu.device)
+        for k in range(self.prior_mean.shape[0]):
+            sel = y == k
+            n_k = int(sel.sum())
+            if n_k < 2:
+                raise ValueError(f"fit_prior needs >= 2 images of every class; class {k} has {n_k}")
+            cov = torch.cov(mu[sel].T).reshape(z_dim, z_dim) + torch.diag(var[sel].mean(0))
+            # Jitter only if the covariance is numerically singular (e.g. a collapsed latent unit).
+            for jitter in (0.0, 1e-8, 1e-6, 1e-4, 1e-2):
+                chol, info = torch.linalg.cholesky_ex(cov + jitter * eye)
+                if int(info) == 0:
+                    break
+            self.prior_mean[k] = mu[sel].mean(0).float()
+            self.prior_scale_tril[k] = chol.float()
+            self.prior_count[k] = n_k
+        return self
+
+    def sample_latent(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None,
+                      generator: torch.Generator | None = None,
+                      truncation: float | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Draw ``n`` latents from the model's prior (see ``VAEConfig.prior``).
+
+        Args: as :meth:`sample`; ``truncation`` applies to the standard-normal draws before
+            the fitted prior's scale is applied.
+
+        Returns:
+            ``(z, labels)``: latents (n, latent_dim) and class ids (n,) (``None`` when
+            unconditional), on the model's device; ``decode(z, labels)`` turns them to images.
+        """
+        n = check_n(n)
+        y = check_labels(labels, n, self.config.num_classes, self.device, generator)
+        eps = truncated_normal((n, self.config.latent_dim), truncation, generator, self.device)
+        if self.config.prior == "standard":
+            return eps, y
+        if int(self.prior_count.min()) == 0:
+            raise RuntimeError("this VAE has prior='aggregate' but its prior was never fitted; call "
+                               "vae.fit_prior(train_images, train_labels) first (genaug train does it)")
+        k = y if y is not None else torch.zeros(n, dtype=torch.long, device=self.device)
+        z = self.prior_mean[k] + (self.prior_scale_tril[k] @ eps.unsqueeze(-1)).squeeze(-1)
+        return z, y
+
+    @torch.no_grad()
     def sample(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None,
                generator: torch.Generator | None = None, truncation: float | None = None) -> torch.Tensor:
-        """Generate ``n`` images from the prior.
+        """Generate ``n`` images from the prior (``N(0, I)`` or the fitted aggregate prior).
 
         Args:
             n: number of images (>= 1).
             labels: ``None`` (uniform random classes drawn with ``generator``), one int or
                 ``n`` ints in ``0..num_classes-1``; ``None`` for an unconditional model.
             generator: ``torch.Generator`` for labels and latents.
-            truncation: if set, prior draws with ``|z| > truncation`` are redrawn.
+            truncation: if set, standard-normal draws with ``|eps| > truncation`` are redrawn.
 
         Returns:
             float32 images in [0, 1], shape ``(n, C, H, W)``, on the model's device.
         """
-        n = check_n(n)
-        y = check_labels(labels, n, self.config.num_classes, self.device, generator)
-        z = truncated_normal((n, self.config.latent_dim), truncation, generator, self.device)
-        was = self.training
-        self.eval()
-        try:
-            return torch.sigmoid(self.decoder(z, y))
-        finally:
-            self.train(was)
+        z, y = self.sample_latent(n, labels, generator, truncation)
+        return self.decode(z, y)
