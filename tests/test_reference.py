@@ -115,6 +115,19 @@ def test_gaussian_blur_matches_torchvision(photo, sigma):
     torch.testing.assert_close(ours, ref, atol=1e-9, rtol=0)
 
 
+@pytest.mark.parametrize("kernel_size", [(5, 7), (1, 3), (9, 1)])
+def test_blur_implementations_agree_per_sample(kernel_size):
+    """The CPU shifted-taps blur equals the grouped-convolution one used on accelerators."""
+    from genaug.transforms.photometric import _blur_grouped_conv, get_gaussian_kernel1d, gaussian_blur
+
+    x = torch.rand(4, 3, 11, 13, dtype=torch.float64)
+    sigma = torch.tensor([[0.3, 2.0], [1.0, 1.0], [2.5, 0.5], [0.8, 1.7]], dtype=torch.float64)
+    ky, kx = get_gaussian_kernel1d(kernel_size[0], sigma[:, 0:1]), get_gaussian_kernel1d(kernel_size[1], sigma[:, 1:2])
+    torch.testing.assert_close(gaussian_blur(x, kernel_size, sigma), _blur_grouped_conv(x, ky, kx), atol=1e-12, rtol=0)
+    # and each sample is blurred with its own sigma: equal to blurring it alone
+    torch.testing.assert_close(gaussian_blur(x, kernel_size, sigma)[2:3], gaussian_blur(x[2:3], kernel_size, sigma[2:3]))
+
+
 def test_normalize_matches_torchvision(photo):
     mean, std = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
     torch.testing.assert_close(ga.Normalize(mean, std)(photo), TF.normalize(photo, mean, std))

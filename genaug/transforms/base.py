@@ -141,6 +141,9 @@ class Transform:
     kind: ClassVar[str] = "pixel"
     #: ops that only make sense on 1- or 3-channel images set this.
     needs_color_channels: ClassVar[bool] = False
+    #: each output sample depends only on its own input sample and params (the executor may then
+    #: process a batch in chunks); third-party batch callables, which might mix samples, do not.
+    per_sample: ClassVar[bool] = True
     _init_args: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

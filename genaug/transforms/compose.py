@@ -22,6 +22,8 @@ class ModuleStage(Transform):
     applied to every sample (its own ``p`` decides). It cannot be serialized or replayed exactly.
     """
 
+    per_sample = False
+
     def __init__(self, module: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()
         if not callable(module):

@@ -7,14 +7,13 @@ Matrices map *output* pixel coordinates to *input* pixel coordinates, with the c
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 
-from genaug.transforms.photometric import gaussian_blur
+from genaug.transforms.photometric import separable_blur
 
 if TYPE_CHECKING:
     from genaug.transforms.pipeline import Batch
@@ -133,8 +132,9 @@ ANTIALIAS_MIN_SIGMA = 0.5
 def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """Pre-blur the samples whose warp shrinks by more than sqrt(2); the others are untouched.
 
-    Which samples need it is decided on the CPU from the matrices (no device sync), so a sample's
-    result does not depend on the rest of its batch, and unfiltered samples cost nothing.
+    Which samples need it is decided on the CPU from the matrices (no device sync). Each sample's
+    kernel spans its own +-3 sigma (zero taps pad it to the widest one), so a sample's result does
+    not depend on the rest of its batch.
     """
     sigmas = shrink_sigmas(matrix)
     needs = sigmas.amax(dim=1) >= ANTIALIAS_MIN_SIGMA
@@ -142,14 +142,23 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
         return image
     index = needs.nonzero().squeeze(1)
     sig = sigmas[index].clamp(min=1e-3)
-    size = 2 * math.ceil(3.0 * float(sig.max())) + 1
-    size = min(size, 2 * ((min(image.shape[-2:]) - 1) // 2) + 1)  # reflect padding needs size <= dims
-    if size < 3:
+    max_radius = (min(image.shape[-2:]) - 1) // 2  # reflect padding needs radius < size
+    radius = (3.0 * sig).ceil().clamp(max=max_radius)  # (n, 2)
+    widest = int(radius.max())
+    if widest < 1:
         return image
+    # Taps over a window fixed by the image size, so that even the rounding of the normaliser is
+    # the same whatever the batch; then trimmed to the batch's widest kernel (the rest are zeros).
+    offsets = torch.arange(-max_radius, max_radius + 1, dtype=torch.float64)
+    taps = torch.exp(-0.5 * (offsets / sig.unsqueeze(-1)).square())  # (n, 2, 2 * max_radius + 1)
+    taps = taps * (offsets.abs() <= radius.unsqueeze(-1))
+    taps = (taps / taps.sum(-1, keepdim=True))[..., max_radius - widest:max_radius + widest + 1]
+    taps = taps.to(image.dtype).to(image.device, non_blocking=True)
+    ky, kx = taps[:, 0], taps[:, 1]
     if bool(needs.all()):
-        return gaussian_blur(image, (size, size), sig)
+        return separable_blur(image, ky, kx)
     device_index = index.to(image.device, non_blocking=True)
-    return image.index_copy(0, device_index, gaussian_blur(image.index_select(0, device_index), (size, size), sig))
+    return image.index_copy(0, device_index, separable_blur(image.index_select(0, device_index), ky, kx))
 
 
 def warp_image(
