@@ -262,8 +262,9 @@ def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:
 
 #: On the CPU a large batch is processed in chunks of about this many bytes of (float) image, so
 #: that the passes of a pipeline (warp, fill, colour map, blur) reuse the cache instead of
-#: streaming the whole batch through memory each time: 2.3x faster at 224x224, B=256 (measured
-#: in benchmarks/RESULTS.md). Accelerators get the whole batch.
+#: streaming the whole batch through memory each time (with the CPU blur, 224x224 float32 at
+#: B=256 went from 233 to 621 images/s: benchmarks/RESULTS.md, run 6). Accelerators get the
+#: whole batch.
 CPU_CHUNK_BYTES = 8 << 20
 
 
