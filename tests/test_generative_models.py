@@ -230,3 +230,14 @@ def test_aggregate_prior_errors_are_clear():
         unfitted.fit_prior(torch.rand(5, 1, 28, 28))
     with pytest.raises(ValueError, match="channels=1"):
         unfitted.fit_prior(torch.rand(6, 3, 28, 28), [0, 1, 2] * 2)
+
+
+def test_a_failed_prior_fit_leaves_the_previous_prior_intact():
+    vae = tiny_vae(prior="aggregate").eval()
+    vae.fit_prior(torch.rand(9, 1, 28, 28), [0, 1, 2] * 3)
+    before = {k: v.clone() for k, v in vae.state_dict().items() if k.startswith("prior_")}
+    x = torch.rand(9, 1, 28, 28)
+    x[2] = float("nan")  # class 2's encodings become NaN, after classes 0 and 1 fitted fine
+    with pytest.raises(ValueError, match="class 2 is not positive definite"):
+        vae.fit_prior(x, [0, 1, 2] * 3)
+    assert all(torch.equal(v, vae.state_dict()[k]) for k, v in before.items())

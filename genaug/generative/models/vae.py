@@ -227,6 +227,7 @@ class ConditionalVAE(nn.Module):
         mu, var = torch.cat(mus), torch.cat(variances)
         z_dim = self.config.latent_dim
         eye = torch.eye(z_dim, dtype=torch.float64, device=mu.device)
+        means, chols, counts = [], [], []
         for k in range(self.prior_mean.shape[0]):
             sel = y == k
             n_k = int(sel.sum())
@@ -238,9 +239,16 @@ class ConditionalVAE(nn.Module):
                 chol, info = torch.linalg.cholesky_ex(cov + jitter * eye)
                 if int(info) == 0:
                     break
-            self.prior_mean[k] = mu[sel].mean(0).float()
-            self.prior_scale_tril[k] = chol.float()
-            self.prior_count[k] = n_k
+            else:
+                raise ValueError(f"fit_prior: the latent covariance of class {k} is not positive definite "
+                                 "(NaN or infinite encodings?); the prior was left unchanged")
+            means.append(mu[sel].mean(0))
+            chols.append(chol)
+            counts.append(n_k)
+        # Written only once every class has fitted: a failure leaves the previous prior intact.
+        self.prior_mean.copy_(torch.stack(means))
+        self.prior_scale_tril.copy_(torch.stack(chols))
+        self.prior_count.copy_(torch.tensor(counts))
         return self
 
     def sample_latent(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None,
