@@ -88,10 +88,15 @@ def _normalizer(h: int, w: int) -> torch.Tensor:
     return torch.tensor([[2.0 / w, 0.0, 1.0 / w - 1.0], [0.0, 2.0 / h, 1.0 / h - 1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
 
 
+def _denormalizer(h: int, w: int) -> torch.Tensor:
+    """The inverse of :func:`_normalizer`: [-1, 1] coordinates → pixel centres."""
+    return torch.tensor([[w / 2.0, 0.0, (w - 1) / 2.0], [0.0, h / 2.0, (h - 1) / 2.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+
+
 def sampling_grid(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
     """The ``grid_sample`` grid ``(B, h, w, 2)`` for a pixel-coordinate matrix (computed on the CPU)."""
     n_in = _normalizer(*in_size)
-    n_out_inv = torch.linalg.inv(_normalizer(*out_size))
+    n_out_inv = _denormalizer(*out_size)
     theta = (n_in @ matrix.to(torch.float64) @ n_out_inv)[:, :2, :]
     theta = theta.to(device=like.device, dtype=like.dtype, non_blocking=True)
     b, (h, w) = matrix.shape[0], out_size
