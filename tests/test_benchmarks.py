@@ -1,0 +1,41 @@
+"""The benchmark scripts run end to end (tiny settings), so a committed command cannot rot."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_script(*args):
+    proc = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc.stdout
+
+
+def test_throughput_quick(tmp_path):
+    out = tmp_path / "results.md"
+    run_script("benchmarks/throughput.py", "--quick", "--sizes", "32", "--out", str(out))
+    table = out.read_text()
+    for library in ("genaug", "kornia", "albumentations", "torchvision"):
+        assert f"| {library} |" in table
+    assert "genaug per-stage profile" in table
+
+
+def test_per_image(tmp_path):
+    stdout = run_script("benchmarks/per_image.py", "--sizes", "16", "--images", "2", "--repeats", "1")
+    assert "| 16×16 |" in stdout
+
+
+def test_vae_prior_ablation_without_cas(tmp_path):
+    stdout = run_script("benchmarks/vae_prior_ablation.py", "--seeds", "0")
+    rows = {line.split("|")[1].strip(): float(line.split("|")[3]) for line in stdout.splitlines()
+            if line.startswith("| standard") or line.startswith("| aggregate")}
+    assert rows["aggregate (fitted)"] > rows["standard N(0, I)"]
+
+
+def test_generative_quality_speed_only(tmp_path):
+    out, js = tmp_path / "q.md", tmp_path / "q.json"
+    run_script("benchmarks/generative_quality.py", "--skip-cas", "--models", "mnist-cvae", "--out", str(out),
+               "--json", str(js))
+    assert "| mnist-cvae |" in out.read_text() and js.exists()
