@@ -93,12 +93,5 @@ def interpolate(model: torch.nn.Module, z0: torch.Tensor, z1: torch.Tensor, step
     z = (slerp if method == "slerp" else lerp)(z0.float().cpu(), z1.float().cpu(), t)
     if isinstance(labels, int):
         labels = torch.full((steps,), labels, dtype=torch.long)
-    if hasattr(model, "generate"):
-        return model.generate(z, labels)
-    with torch.no_grad():
-        was = model.training
-        model.eval()
-        try:
-            return model.decode(z, labels)
-        finally:
-            model.train(was)
+    # Both run in inference mode (eval, no_grad) on their own.
+    return model.generate(z, labels) if hasattr(model, "generate") else model.decode(z, labels)

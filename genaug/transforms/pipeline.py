@@ -81,11 +81,11 @@ class Batch:
         x = image.unsqueeze(0) if unbatched else image
         if x.shape[1] < 1 or x.shape[2] < 1 or x.shape[3] < 1:
             raise ValueError(f"image must have at least one channel, row and column, got {tuple(image.shape)}")
-        work_dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
         if x.dtype == torch.uint8:
             work = x  # scaled to float by working(), chunk by chunk
         else:
-            work = x.to(work_dtype)  # may alias the input: every op below is out of place
+            # may alias the input: every op below is out of place
+            work = x.to(torch.float64 if x.dtype == torch.float64 else torch.float32)
             if work.device.type == "cpu" and work.numel() and not _all_finite(work):
                 # Checked on the CPU only: on an accelerator this would cost a host sync per batch.
                 raise ValueError("image contains NaN or infinite values")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
+from kornia.filters import get_gaussian_kernel1d
 
 from genaug.transforms.photometric import separable_blur
 
@@ -152,11 +153,12 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     widest = int(radius.max())
     if widest < 1:
         return image
-    # Taps over a window fixed by the image size, so that even the rounding of the normaliser is
-    # the same whatever the batch; then trimmed to the batch's widest kernel (the rest are zeros).
+    # Kornia's taps over a window fixed by the image size (so that even the rounding of the
+    # normaliser is the same whatever the batch), cut to each sample's own radius, renormalised,
+    # then trimmed to the batch's widest kernel (the rest are zeros).
+    window = get_gaussian_kernel1d(2 * max_radius + 1, sig.reshape(-1, 1)).view(-1, 2, 2 * max_radius + 1)
     offsets = torch.arange(-max_radius, max_radius + 1, dtype=torch.float64)
-    taps = torch.exp(-0.5 * (offsets / sig.unsqueeze(-1)).square())  # (n, 2, 2 * max_radius + 1)
-    taps = taps * (offsets.abs() <= radius.unsqueeze(-1))
+    taps = window * (offsets.abs() <= radius.unsqueeze(-1))
     taps = (taps / taps.sum(-1, keepdim=True))[..., max_radius - widest:max_radius + widest + 1]
     taps = taps.to(image.dtype).to(image.device, non_blocking=True)
     ky, kx = taps[:, 0], taps[:, 1]

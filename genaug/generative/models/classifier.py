@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .common import check_images, config_from_dict, config_to_dict, validate_common_config
+from .common import check_images, config_from_dict, config_to_dict, training_mode, validate_common_config
 
 
 @dataclass
@@ -97,10 +97,6 @@ class Classifier(nn.Module):
     @torch.no_grad()
     def predict(self, images: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
         """Predicted class ids (B,) in eval mode, batched."""
-        was = self.training
-        self.eval()
-        try:
+        with training_mode(self, False):
             outs = [self(images[i:i + batch_size]).argmax(1) for i in range(0, images.shape[0], batch_size)]
-            return torch.cat(outs) if outs else torch.empty(0, dtype=torch.long)
-        finally:
-            self.train(was)
+        return torch.cat(outs) if outs else torch.empty(0, dtype=torch.long)

@@ -7,8 +7,9 @@ Shape comments use ``B`` for batch, ``C`` for channels, ``H``/``W`` for image si
 from __future__ import annotations
 
 import math
+from contextlib import contextmanager
 from dataclasses import asdict, fields
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from torch import nn
@@ -43,6 +44,26 @@ def config_from_dict(cls: type, data: dict[str, Any]) -> Any:
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
     return asdict(cfg)
+
+
+@contextmanager
+def training_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
+    """Put ``module`` in train (``True``) or eval (``False``) mode for a block, then restore it.
+
+    Example:
+        >>> net = nn.BatchNorm1d(2).train()
+        >>> with training_mode(net, False):
+        ...     net.training
+        False
+        >>> net.training
+        True
+    """
+    was = module.training
+    module.train(training)
+    try:
+        yield module
+    finally:
+        module.train(was)
 
 
 def geometry(image_size: int) -> tuple[int, int]:

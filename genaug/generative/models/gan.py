@@ -12,7 +12,7 @@ from torch import nn
 from torch.nn.utils.parametrizations import spectral_norm
 
 from .common import (ConvDecoder, check_images, check_labels, check_n, config_from_dict,
-                     config_to_dict, geometry, truncated_normal, validate_common_config)
+                     config_to_dict, geometry, training_mode, truncated_normal, validate_common_config)
 
 GAN_LOSSES = ("hinge", "ns")
 GAN_PENALTIES = ("none", "r1", "gp")
@@ -209,18 +209,16 @@ class ConditionalGAN(nn.Module):
         for m in bns:
             m.reset_running_stats()
             m.momentum = None  # cumulative average over the refresh batches
-        was_training = net.training
-        net.train()
         try:
-            k = self.config.num_classes
-            for _ in range(batches):
-                z = torch.randn(batch_size, self.config.latent_dim, generator=g).to(self.device)
-                y = torch.randint(0, k, (batch_size,), generator=g).to(self.device) if k else None
-                net(z, y, g)
+            with training_mode(net, True):
+                k = self.config.num_classes
+                for _ in range(batches):
+                    z = torch.randn(batch_size, self.config.latent_dim, generator=g).to(self.device)
+                    y = torch.randint(0, k, (batch_size,), generator=g).to(self.device) if k else None
+                    net(z, y, g)
         finally:
             for m, mom in zip(bns, momenta):
                 m.momentum = mom
-            net.train(was_training)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         if self.config.loss == "hinge":
@@ -286,17 +284,9 @@ class ConditionalGAN(nn.Module):
             float32 images in [0, 1], shape ``(n, C, H, W)``, on the model's device.
         """
         n = check_n(n)
-        dev = self.device
-        y = check_labels(labels, n, self.config.num_classes, dev, generator)
-        z = truncated_normal((n, self.config.latent_dim), truncation, generator, dev)
-        net = self._sampling_net()
-        was_training = net.training
-        net.eval()
-        try:
-            x = net(z, y, generator)
-        finally:
-            net.train(was_training)
-        return (x + 1) / 2
+        y = check_labels(labels, n, self.config.num_classes, self.device, generator)
+        z = truncated_normal((n, self.config.latent_dim), truncation, generator, self.device)
+        return self.generate(z, y, generator)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
@@ -306,12 +296,8 @@ class ConditionalGAN(nn.Module):
             raise ValueError(f"z must be (B, {self.config.latent_dim}); got {tuple(z.shape)}")
         y = check_labels(labels, z.shape[0], self.config.num_classes, self.device, generator)
         net = self._sampling_net()
-        was_training = net.training
-        net.eval()
-        try:
+        with training_mode(net, False):
             return (net(z.to(self.device), y, generator) + 1) / 2
-        finally:
-            net.train(was_training)
 
     def discriminate(self, images: torch.Tensor, labels: Any = None) -> torch.Tensor:
         """Discriminator score (B,) for images in [0, 1] (or uint8)."""

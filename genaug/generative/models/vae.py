@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .common import (ConvDecoder, check_images, check_labels, check_n, config_from_dict,
-                     config_to_dict, geometry, truncated_normal, validate_common_config)
+                     config_to_dict, geometry, training_mode, truncated_normal, validate_common_config)
 
 
 PRIORS = ("standard", "aggregate")
@@ -152,12 +152,8 @@ class ConditionalVAE(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"z must be (B, {self.config.latent_dim}); got {tuple(z.shape)}")
         y = self._labels(labels, z.shape[0])
-        was = self.training
-        self.eval()
-        try:
+        with training_mode(self, False):
             return torch.sigmoid(self.decoder(z.to(self.device), y))
-        finally:
-            self.train(was)
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass on float [0, 1] images: returns ``(logits, mu, logvar)``."""
@@ -175,13 +171,9 @@ class ConditionalVAE(nn.Module):
     @torch.no_grad()
     def reconstruct(self, images: torch.Tensor, labels: Any = None) -> torch.Tensor:
         """Encode and decode the posterior mean; returns images in [0, 1] like ``images``."""
-        was = self.training
-        self.eval()
-        try:
+        with training_mode(self, False):
             mu, _ = self.encode(images, labels)
-            return self.decode(mu, labels if labels is not None else None)
-        finally:
-            self.train(was)
+            return self.decode(mu, labels)
 
     @torch.no_grad()
     def fit_prior(self, images: torch.Tensor, labels: Any = None, batch_size: int = 500) -> "ConditionalVAE":
@@ -213,17 +205,13 @@ class ConditionalVAE(nn.Module):
         y = self._labels(labels, x.shape[0])
         if y is None:
             y = torch.zeros(x.shape[0], dtype=torch.long, device=self.device)
-        was = self.training
-        self.eval()
-        try:
-            mus, variances = [], []
+        mus, variances = [], []
+        with training_mode(self, False):
             for i in range(0, x.shape[0], batch_size):
                 mu, logvar = self.encoder(x[i:i + batch_size].to(self.device),
                                           y[i:i + batch_size] if self.config.num_classes else None)
                 mus.append(mu.double())
                 variances.append(logvar.double().exp())
-        finally:
-            self.train(was)
         mu, var = torch.cat(mus), torch.cat(variances)
         z_dim = self.config.latent_dim
         eye = torch.eye(z_dim, dtype=torch.float64, device=mu.device)
