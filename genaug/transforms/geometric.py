@@ -444,7 +444,7 @@ class RandomCrop(_SizedTransform):
         return {"box": torch.cat([torch.stack([xs, ys], 1), wh], 1)}
 
     def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
-        return box_matrix(_center_box(size, self.size, batch_size), self.size)
+        return box_matrix(_center_box(size, self.size, 1), self.size).expand(batch_size, 3, 3)
 
 
 class RandomResizedCrop(_SizedTransform):
@@ -514,5 +514,5 @@ class RandomResizedCrop(_SizedTransform):
         return {"box": torch.where(ok.any(dim=1, keepdim=True), box, fallback)}
 
     def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
-        full = torch.tensor([0.0, 0.0, size[1], size[0]], dtype=torch.float64).expand(batch_size, 4)
-        return box_matrix(full, self.size)
+        full = torch.tensor([[0.0, 0.0, size[1], size[0]]], dtype=torch.float64)
+        return box_matrix(full, self.size).expand(batch_size, 3, 3)

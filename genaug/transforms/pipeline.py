@@ -201,7 +201,9 @@ def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> B
     for stage in stages:
         params = _on_cpu(stage.params)
         m = stage.leaf.matrix(params, size)
-        m = torch.where(params["apply"].view(-1, 1, 1), m, stage.leaf.neutral_matrix(size, b))
+        apply = params["apply"]
+        if not bool(apply.all()):  # (CPU params: no sync)
+            m = torch.where(apply.view(-1, 1, 1), m, stage.leaf.neutral_matrix(size, b))
         total = m if total is None else total @ m
         size = stage.leaf.output_size(size)
     assert total is not None
@@ -213,15 +215,22 @@ def _run_color(stages: list[Stage], batch: Batch) -> Batch:
     b, c = x.shape[:2]
     uses_mean = any(getattr(s.leaf, "uses_mean", False) for s in stages)
     mean = x.mean(dim=(2, 3)) if uses_mean else x.new_zeros(b, c)
-    a_total = torch.eye(c, dtype=x.dtype, device=x.device).expand(b, c, c)
+    a_total: torch.Tensor | None = None
     t_total = x.new_zeros(b, c)
-    for stage in stages:
+    for k, stage in enumerate(stages):
         a, t = stage.leaf.color_affine(stage.params, mean, c)
-        apply = stage.params["apply"].to(x.device, non_blocking=True)
-        a = torch.where(apply.view(-1, 1, 1), a, torch.eye(c, dtype=x.dtype, device=x.device))
-        t = torch.where(apply.view(-1, 1), t, 0.0)
-        a_total, t_total = a @ a_total, (a @ t_total.unsqueeze(-1)).squeeze(-1) + t
-        mean = (a @ mean.unsqueeze(-1)).squeeze(-1) + t
+        apply = stage.params["apply"]
+        if not bool(apply.cpu().all()):  # (CPU params: no sync)
+            gate = apply.to(x.device, non_blocking=True)
+            a = torch.where(gate.view(-1, 1, 1), a, torch.eye(c, dtype=x.dtype, device=x.device))
+            t = torch.where(gate.view(-1, 1), t, 0.0)
+        if a_total is None:
+            a_total, t_total = a, t
+        else:
+            a_total, t_total = a @ a_total, (a @ t_total.unsqueeze(-1)).squeeze(-1) + t
+        if k + 1 < len(stages):  # the next op's contrast sees the mean of this op's output
+            mean = (a @ mean.unsqueeze(-1)).squeeze(-1) + t
+    assert a_total is not None
     return replace(batch, image=apply_color_affine(x, a_total, t_total))
 
 
@@ -251,7 +260,11 @@ def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:
     for stage in stages:
         kind = stage.leaf.kind
         # antialias is decided for the fused matrix as a whole, so it does not split a chain.
-        key: Any = ("geometric", replace(_warp_options(stage), antialias=True)) if kind == "geometric" else kind
+        if kind == "geometric":
+            options = _warp_options(stage)
+            key: Any = ("geometric", options.interpolation, options.padding_mode, options.fill)
+        else:
+            key = kind
         if kind in ("geometric", "color") and groups and key == last_key:
             groups[-1][1].append(stage)
         else:
@@ -292,8 +305,10 @@ def run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | di
 def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
     for kind, group in groups:
         if kind == "geometric":
-            antialias = any(_warp_options(s).antialias for s in group)
-            batch = _run_geometric(group, batch, replace(_warp_options(group[0]), antialias=antialias))
+            options = [_warp_options(s) for s in group]
+            antialias = any(o.antialias for o in options)
+            first = options[0]
+            batch = _run_geometric(group, batch, first if first.antialias == antialias else replace(first, antialias=antialias))
         elif kind == "color":
             batch = _run_color(group, batch)
         else:
