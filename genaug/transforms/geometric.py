@@ -43,9 +43,11 @@ def linear(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -
 def about_center(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """Conjugate ``m`` so that it acts about the image centre instead of the origin."""
     h, w = size
-    cx = torch.full((m.shape[0],), (w - 1) / 2.0, dtype=torch.float64)
-    cy = torch.full((m.shape[0],), (h - 1) / 2.0, dtype=torch.float64)
-    return translation(cx, cy) @ m @ translation(-cx, -cy)
+    center = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], dtype=torch.float64)
+    # T(c) @ m @ T(-c) maps x to L(x - c) + t + c: same linear part L, translation t + c - L c.
+    out = m.clone()
+    out[:, :2, 2] += center - m[:, :2, :2] @ center
+    return out
 
 
 def rotation(degrees: torch.Tensor) -> torch.Tensor:

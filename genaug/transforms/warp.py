@@ -120,12 +120,10 @@ def sampling_grid(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tupl
     # This is ~20x faster than affine_grid's batched (h*w, 3) x (3, 2) matmul on CPU.
     xs = torch.linspace(-1.0 + 1.0 / w, 1.0 - 1.0 / w, w, dtype=like.dtype, device=like.device)
     ys = torch.linspace(-1.0 + 1.0 / h, 1.0 - 1.0 / h, h, dtype=like.dtype, device=like.device)
+    along_x = theta[:, :, 0:1] * xs  # (B, 2, w): both grid components at once
+    along_y = theta[:, :, 1:2] * ys + theta[:, :, 2:3]  # (B, 2, h)
     grid = torch.empty(b, h, w, 2, dtype=like.dtype, device=like.device)
-    for i in range(2):
-        row = theta[:, i]
-        along_x = (row[:, 0:1] * xs).view(b, 1, w)
-        along_y = (row[:, 1:2] * ys + row[:, 2:3]).view(b, h, 1)
-        torch.add(along_x, along_y, out=grid[..., i])
+    torch.add(along_x.unsqueeze(2), along_y.unsqueeze(3), out=grid.permute(0, 3, 1, 2))
     return grid
 
 
@@ -244,15 +242,11 @@ def _coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[in
     k = torch.from_numpy(coeffs).to(device=like.device, dtype=like.dtype, non_blocking=True)
     j = torch.arange(w, dtype=like.dtype, device=like.device)
     i = torch.arange(h, dtype=like.dtype, device=like.device)
-    result = None
-    for axis in range(2):
-        ka = k[:, axis]
-        near = ka[:, 0:1].mul(j).unsqueeze(1) + (ka[:, 1:2].mul(i) + ka[:, 2:3]).unsqueeze(2)
-        far = ka[:, 3:4].mul(j).unsqueeze(1) + (ka[:, 4:5].mul(i) + ka[:, 5:6]).unsqueeze(2)
-        inside = torch.minimum(near, far).clamp_(0.0, 1.0)
-        result = inside if result is None else result.mul_(inside)
-    assert result is not None
-    return result.unsqueeze(1)
+    # both axes at once: (B, 2, h, w) distances to the near and the far edge
+    near = (k[:, :, 0:1] * j).unsqueeze(2) + (k[:, :, 1:2] * i + k[:, :, 2:3]).unsqueeze(3)
+    far = (k[:, :, 3:4] * j).unsqueeze(2) + (k[:, :, 4:5] * i + k[:, :, 5:6]).unsqueeze(3)
+    inside = torch.minimum(near, far).clamp_(0.0, 1.0)
+    return (inside[:, 0] * inside[:, 1]).unsqueeze(1)
 
 
 def warp_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
