@@ -99,3 +99,23 @@ def test_nested_compose_indexing_and_len():
     inner = ga.Compose([ga.RandomRotation(5)])
     outer = ga.Compose([inner, ga.ColorJitter(0.1)])
     assert len(outer) == 2 and outer[0] is inner
+
+
+def test_unapplied_samples_of_sized_and_colour_ops_get_their_neutral_result():
+    # A mixed batch (some samples applied, some not) takes the gated path of the executor: the
+    # unapplied samples must get exactly the documented fallback, the applied ones the op.
+    x = torch.rand(12, 3, 20, 24, dtype=torch.float64)
+    cases = [
+        (ga.RandomResizedCrop((10, 12), scale=(0.2, 0.5), p=0.5, seed=0), ga.Resize((10, 12))),
+        (ga.RandomCrop((10, 12), p=0.5, seed=1), ga.CenterCrop((10, 12))),
+        (ga.ColorJitter(0.5, 0.5, 0.5, 0.1, p=0.5, seed=2), None),
+    ]
+    for op, fallback in cases:
+        out, params = op(x, return_params=True)
+        applied = params["apply"]
+        assert 0 < int(applied.sum()) < len(x), "the seed must give a mixed batch"
+        expected = x if fallback is None else fallback(x)
+        assert torch.equal(out[~applied], expected[~applied]), type(op).__name__
+        assert not torch.isclose(out[applied], expected[applied]).flatten(1).all(1).any(), type(op).__name__
+        everyone = {**params, "apply": torch.ones_like(applied)}
+        assert torch.equal(op(x, params=everyone)[applied], out[applied]), type(op).__name__

@@ -78,8 +78,8 @@ def _host(matrix: torch.Tensor) -> np.ndarray:
     """The fused matrices as a float64 NumPy array.
 
     The decisions and coefficients derived from them (``B x 9`` numbers) are computed in NumPy:
-    a NumPy op on a few numbers costs ~1 us where a torch op costs ~5 us, and a call makes dozens
-    of them (this halved the host-side cost of a warp for small batches).
+    a NumPy op on a few numbers costs ~1 us where a torch op costs ~4-5 us, and a call makes
+    dozens of them (benchmarks/RESULTS.md, "Per-image calls").
     """
     return matrix.detach().to(device="cpu", dtype=torch.float64).numpy()
 
