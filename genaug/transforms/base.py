@@ -117,7 +117,7 @@ def check_size(name: str, value: Any) -> tuple[int, int]:
 
 def uniform(low: float, high: float, n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` float64 samples from U(low, high) on the CPU, drawn from ``generator``."""
-    return low + (high - low) * torch.rand(n, generator=generator, dtype=torch.float64)
+    return torch.empty(n, dtype=torch.float64).uniform_(low, high, generator=generator)
 
 
 class Transform:
