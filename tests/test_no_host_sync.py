@@ -1,0 +1,55 @@
+"""No host synchronisation on the image's device (DESIGN: no ``.item()``/``.tolist()`` on the hot path).
+
+This machine has no GPU, so the check runs on PyTorch's ``meta`` device: meta tensors have shapes
+and dtypes but no values, so any code that reads a value of the image, of a target or of
+anything computed from them (``bool(t)``, ``.item()``, ``.tolist()``, ``.cpu()``) raises. On CUDA
+each of those would be a host sync that stalls the pipeline. Parameters are sampled on the CPU,
+so decisions taken from them (which samples a blur touches, whether a warp shrinks) are free.
+"""
+
+import pytest
+import torch
+
+import genaug as ga
+
+OPS = {
+    "RandomCrop": lambda: ga.RandomCrop(24, padding=4, fill=0.5),
+    "RandomResizedCrop": lambda: ga.RandomResizedCrop(24, scale=(0.2, 1.0)),
+    "CenterCrop": lambda: ga.CenterCrop(20),
+    "Resize": lambda: ga.Resize(20),
+    "RandomRotation": lambda: ga.RandomRotation(30, p=0.5),
+    "RandomScale": lambda: ga.RandomScale((0.3, 1.5)),  # antialias on the shrunk samples
+    "RandomAffine": lambda: ga.RandomAffine(20, (0.1, 0.1), (0.5, 1.5), 10, padding_mode="reflect"),
+    "RandomHorizontalFlip": lambda: ga.RandomHorizontalFlip(),
+    "RandomVerticalFlip": lambda: ga.RandomVerticalFlip(),
+    "ColorJitter": lambda: ga.ColorJitter(0.4, 0.4, 0.4, 0.1, p=0.5),
+    "ColorJitter-hsv": lambda: ga.ColorJitter(0.4, 0.4, 0.4, 0.1, hue_mode="hsv"),
+    "RandomGaussianBlur": lambda: ga.RandomGaussianBlur(5, p=0.5),
+    "Normalize": lambda: ga.Normalize((0.5, 0.4, 0.3), (0.2, 0.2, 0.2)),
+    "Compose": lambda: ga.Compose([ga.RandomResizedCrop(24), ga.RandomRotation(30), ga.ColorJitter(0.3, 0.3, 0.3, 0.05),
+                                   ga.RandomGaussianBlur(3, p=0.5)]),
+    "OneOf": lambda: ga.OneOf([ga.RandomRotation(30), ga.RandomHorizontalFlip()]),
+    "SomeOf": lambda: ga.SomeOf([ga.RandomRotation(30), ga.RandomBrightness(0.3), ga.RandomScale()], n=(1, 2)),
+}
+# Not listed: RandomBilateralBlur (Kornia's bilateral_blur itself checks `bool((sigma_color > 0).all())`
+# on the device: one sync per call, inside Kornia) and RandomGaussianNoise (it seeds a generator on the
+# image's device, which the meta device cannot have; its seed is a CPU tensor, so it needs no sync).
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("name", sorted(OPS))
+def test_runs_without_reading_device_values(name, dtype):
+    aug = OPS[name]()
+    meta = dict(device="meta")
+    image = torch.empty(4, 3, 32, 32, dtype=dtype, **meta)
+    out = aug(image)
+    assert out.device.type == "meta" and out.shape[0] == 4
+    res = aug(image, masks=torch.empty(4, 32, 32, dtype=torch.int64, **meta), boxes=torch.empty(4, 2, 4, **meta),
+              keypoints=torch.empty(4, 3, 2, **meta), labels=torch.empty(4, dtype=torch.int64, **meta))
+    assert all(v.device.type == "meta" for v in res.values())
+
+
+def test_the_meta_device_does_catch_a_host_sync():
+    """The check above can fail: reading a device value on meta raises."""
+    with pytest.raises(RuntimeError):
+        bool(torch.empty(2, device="meta").sum() > 0)
