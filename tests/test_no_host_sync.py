@@ -53,3 +53,35 @@ def test_the_meta_device_does_catch_a_host_sync():
     """The check above can fail: reading a device value on meta raises."""
     with pytest.raises(RuntimeError):
         bool(torch.empty(2, device="meta").sum() > 0)
+
+
+@pytest.mark.parametrize("name", ["mnist-cgan", "mnist-cvae"])
+@pytest.mark.parametrize("labels", [None, 3, [0, 1, 2, 3]])
+def test_sampling_a_model_on_the_device_reads_no_device_value(name, labels):
+    # Labels given as ints are checked on the CPU before they move; the VAE knows on the host
+    # whether its aggregate prior is fitted. (Label *tensors* already on the device are checked
+    # there, which does read them.)
+    model = ga.load_model(name).to("meta")
+    out = model.sample(4, labels=labels, generator=torch.Generator().manual_seed(0), truncation=1.5)
+    assert out.device.type == "meta" and tuple(out.shape) == (4, 1, 28, 28)
+
+
+def test_an_unfitted_aggregate_prior_is_still_refused_and_a_loaded_one_is_known_fitted(tmp_path):
+    from genaug.generative import VAEConfig, save_checkpoint
+    from genaug.generative.models.vae import ConditionalVAE
+
+    vae = ConditionalVAE(VAEConfig(image_size=28, channels=1, num_classes=2, latent_dim=4, enc_width=8, dec_width=8,
+                                   prior="aggregate"))
+    with pytest.raises(RuntimeError, match="never fitted"):
+        vae.sample(2, labels=0)
+    x, y = torch.rand(8, 1, 28, 28), torch.tensor([0, 1] * 4)
+    vae.fit_prior(x, y)
+    assert vae.sample(2, labels=1).shape == (2, 1, 28, 28)
+    path = tmp_path / "vae.safetensors"
+    save_checkpoint(vae, path)
+    loaded = ga.load_model(path)
+    assert loaded._prior_fitted and torch.equal(loaded.prior_count, vae.prior_count)
+    fresh = ConditionalVAE(vae.config)
+    fresh.load_state_dict(ConditionalVAE(vae.config).state_dict())  # counts all zero
+    with pytest.raises(RuntimeError, match="never fitted"):
+        fresh.sample(2, labels=0)

@@ -286,7 +286,7 @@ class ConditionalGAN(nn.Module):
         n = check_n(n)
         y = check_labels(labels, n, self.config.num_classes, self.device, generator)
         z = truncated_normal((n, self.config.latent_dim), truncation, generator, self.device)
-        return self.generate(z, y, generator)
+        return self._generate(z, y, generator)
 
     @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
@@ -295,9 +295,13 @@ class ConditionalGAN(nn.Module):
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"z must be (B, {self.config.latent_dim}); got {tuple(z.shape)}")
         y = check_labels(labels, z.shape[0], self.config.num_classes, self.device, generator)
+        return self._generate(z, y, generator)
+
+    def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
+        """:meth:`generate` for already-checked labels (checking device labels reads them: a sync)."""
         net = self._sampling_net()
-        with training_mode(net, False):
-            return (net(z.to(self.device), y, generator) + 1) / 2
+        with torch.no_grad(), training_mode(net, False):
+            return (net(z.to(self.device), labels, generator) + 1) / 2
 
     def discriminate(self, images: torch.Tensor, labels: Any = None) -> torch.Tensor:
         """Discriminator score (B,) for images in [0, 1] (or uint8)."""

@@ -90,6 +90,11 @@ class Encoder(nn.Module):
         return mu, logvar.clamp(-12, 8)
 
 
+def _read_prior_fitted(vae: "ConditionalVAE", _incompatible_keys: Any = None) -> None:
+    """Re-read, after a state dict was loaded, whether every class of the aggregate prior is fitted."""
+    vae._prior_fitted = vae.config.prior == "aggregate" and bool(vae.prior_count.min() > 0)
+
+
 class ConditionalVAE(nn.Module):
     """Conditional VAE: ``q(z | x, y)`` conv encoder, ``p(x | z, y)`` DCGAN-style decoder.
 
@@ -119,6 +124,10 @@ class ConditionalVAE(nn.Module):
             self.register_buffer("prior_mean", torch.zeros(k, z))
             self.register_buffer("prior_scale_tril", torch.eye(z).repeat(k, 1, 1))
             self.register_buffer("prior_count", torch.zeros(k, dtype=torch.long))
+        # Whether every class of the aggregate prior is fitted, kept on the host so that sampling
+        # need not read the (device) counts: set by fit_prior, re-read once per load_state_dict.
+        self._prior_fitted = False
+        self.register_load_state_dict_post_hook(_read_prior_fitted)  # a module-level function: picklable
 
     @property
     def device(self) -> torch.device:
@@ -151,9 +160,12 @@ class ConditionalVAE(nn.Module):
         """Decode latents (B, Z) to images in [0, 1], shape (B, C, H, W) (inference mode)."""
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"z must be (B, {self.config.latent_dim}); got {tuple(z.shape)}")
-        y = self._labels(labels, z.shape[0])
-        with training_mode(self, False):
-            return torch.sigmoid(self.decoder(z.to(self.device), y))
+        return self._decode(z, self._labels(labels, z.shape[0]))
+
+    def _decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`decode` for already-checked labels (checking device labels reads them: a sync)."""
+        with torch.no_grad(), training_mode(self, False):
+            return torch.sigmoid(self.decoder(z.to(self.device), labels))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Training pass on float [0, 1] images: returns ``(logits, mu, logvar)``."""
@@ -237,6 +249,7 @@ class ConditionalVAE(nn.Module):
         self.prior_mean.copy_(torch.stack(means))
         self.prior_scale_tril.copy_(torch.stack(chols))
         self.prior_count.copy_(torch.tensor(counts))
+        self._prior_fitted = True
         return self
 
     def sample_latent(self, n: int, labels: int | Sequence[int] | torch.Tensor | None = None,
@@ -256,7 +269,7 @@ class ConditionalVAE(nn.Module):
         eps = truncated_normal((n, self.config.latent_dim), truncation, generator, self.device)
         if self.config.prior == "standard":
             return eps, y
-        if int(self.prior_count.min()) == 0:
+        if not self._prior_fitted:
             raise RuntimeError("this VAE has prior='aggregate' but its prior was never fitted; call "
                                "vae.fit_prior(train_images, train_labels) first (genaug train does it)")
         k = y if y is not None else torch.zeros(n, dtype=torch.long, device=self.device)
@@ -279,4 +292,4 @@ class ConditionalVAE(nn.Module):
             float32 images in [0, 1], shape ``(n, C, H, W)``, on the model's device.
         """
         z, y = self.sample_latent(n, labels, generator, truncation)
-        return self.decode(z, y)
+        return self._decode(z, y)
