@@ -85,3 +85,15 @@ def test_an_unfitted_aggregate_prior_is_still_refused_and_a_loaded_one_is_known_
     fresh.load_state_dict(ConditionalVAE(vae.config).state_dict())  # counts all zero
     with pytest.raises(RuntimeError, match="never fitted"):
         fresh.sample(2, labels=0)
+
+
+def test_vae_encode_decode_and_interpolation_read_no_device_value():
+    from genaug.generative import interpolate
+
+    vae, gan = ga.load_model("mnist-cvae").to("meta"), ga.load_model("mnist-cgan").to("meta")
+    x = torch.empty(4, 1, 28, 28, device="meta")
+    assert vae.encode(x, labels=[1, 2, 3, 4])[0].shape == (4, 16)
+    assert vae.reconstruct(x, labels=3).device.type == "meta"
+    assert vae.decode(torch.randn(3, 16), labels=[1, 2, 3]).shape == (3, 1, 28, 28)
+    assert interpolate(gan, torch.randn(64), torch.randn(64), steps=5, labels=2).shape == (5, 1, 28, 28)
+    assert interpolate(vae, torch.randn(16), torch.randn(16), steps=5, labels=2).device.type == "meta"
