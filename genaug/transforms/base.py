@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import inspect
 import os
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -118,6 +118,30 @@ def check_size(name: str, value: Any) -> tuple[int, int]:
 def uniform(low: float, high: float, n: int, generator: torch.Generator) -> torch.Tensor:
     """``n`` float64 samples from U(low, high) on the CPU, drawn from ``generator``."""
     return torch.empty(n, dtype=torch.float64).uniform_(low, high, generator=generator)
+
+
+def on_selected(
+    image: torch.Tensor, selected: torch.Tensor, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
+) -> torch.Tensor:
+    """Apply ``fn`` to the samples of ``image`` that the CPU bool mask ``selected`` (B,) picks.
+
+    ``fn(subset, index)`` gets the picked samples and their CPU indices (``None`` when every sample
+    is picked); the other samples pass through unchanged. The choice is made on the CPU, so it
+    costs no device sync, and the work is done on the picked samples only.
+
+    Example:
+        >>> import torch
+        >>> x = torch.zeros(3, 1, 1, 1)
+        >>> on_selected(x, torch.tensor([True, False, True]), lambda sub, idx: sub + 1).flatten().tolist()
+        [1.0, 0.0, 1.0]
+    """
+    if not bool(selected.any()):
+        return image
+    if bool(selected.all()):
+        return fn(image, None)
+    index = selected.nonzero().squeeze(1)
+    device_index = index.to(image.device, non_blocking=True)
+    return image.index_copy(0, device_index, fn(image.index_select(0, device_index), index))
 
 
 class Transform:

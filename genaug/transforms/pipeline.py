@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 
 import torch
 
-from genaug.transforms.base import Params, Transform
+from genaug.transforms.base import Params, Transform, on_selected
 from genaug.transforms.photometric import apply_color_affine
 from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
 
@@ -237,18 +237,14 @@ def _run_color(stages: list[Stage], batch: Batch) -> Batch:
 def _run_pixel(stage: Stage, batch: Batch) -> Batch:
     x = batch.image
     params = _on_cpu(stage.params)
-    apply = params["apply"]
-    # ``apply`` lives on the CPU (params are sampled there): choosing the samples costs no device
-    # sync, and the op runs on the samples it applies to only (p=0.5 halves a blur's cost).
-    if not bool(apply.any()):
-        out = x
-    elif bool(apply.all()):
-        out = stage.leaf.apply(x, params)
-    else:
-        index = apply.nonzero().squeeze(1)
-        subset = {k: (v[index] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in params.items()}
-        index = index.to(x.device, non_blocking=True)
-        out = x.index_copy(0, index, stage.leaf.apply(x.index_select(0, index), subset))
+
+    def rows(index: torch.Tensor | None) -> Params:
+        if index is None:
+            return params
+        return {k: (v[index] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in params.items()}
+
+    # The op runs on the samples it applies to only (p=0.5 halves a blur's cost).
+    out = on_selected(x, params["apply"], lambda subset, index: stage.leaf.apply(subset, rows(index)))
     normalized = batch.normalized or getattr(stage.leaf, "produces_normalized", False)
     return replace(batch, image=out, normalized=normalized)
 
@@ -306,9 +302,7 @@ def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
     for kind, group in groups:
         if kind == "geometric":
             options = [_warp_options(s) for s in group]
-            antialias = any(o.antialias for o in options)
-            first = options[0]
-            batch = _run_geometric(group, batch, first if first.antialias == antialias else replace(first, antialias=antialias))
+            batch = _run_geometric(group, batch, replace(options[0], antialias=any(o.antialias for o in options)))
         elif kind == "color":
             batch = _run_color(group, batch)
         else:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel1d
 
+from genaug.transforms.base import on_selected
 from genaug.transforms.photometric import separable_blur
 
 if TYPE_CHECKING:
@@ -159,8 +160,7 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     needs = sigmas.amax(dim=1) >= ANTIALIAS_MIN_SIGMA
     if not bool(needs.any()):
         return image
-    index = needs.nonzero().squeeze(1)
-    sig = sigmas[index].clamp(min=1e-3)
+    sig = sigmas[needs].clamp(min=1e-3)
     max_radius = (min(image.shape[-2:]) - 1) // 2  # reflect padding needs radius < size
     radius = (3.0 * sig).ceil().clamp(max=max_radius)  # (n, 2)
     widest = int(radius.max())
@@ -174,11 +174,7 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     taps = window * (offsets.abs() <= radius.unsqueeze(-1))
     taps = (taps / taps.sum(-1, keepdim=True))[..., max_radius - widest:max_radius + widest + 1]
     taps = taps.to(image.dtype).to(image.device, non_blocking=True)
-    ky, kx = taps[:, 0], taps[:, 1]
-    if bool(needs.all()):
-        return separable_blur(image, ky, kx)
-    device_index = index.to(image.device, non_blocking=True)
-    return image.index_copy(0, device_index, separable_blur(image.index_select(0, device_index), ky, kx))
+    return on_selected(image, needs, lambda subset, _: separable_blur(subset, taps[:, 0], taps[:, 1]))
 
 
 def warp_image(
@@ -303,7 +299,6 @@ def warp_batch(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], op
     if keypoints is not None:
         assert keypoints_valid is not None
         keypoints = warp_points(keypoints, matrix)
-        h, w = out_size
         keypoints_valid = keypoints_valid & points_inside(keypoints, out_size)
     return replace(
         batch,

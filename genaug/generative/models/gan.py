@@ -288,7 +288,6 @@ class ConditionalGAN(nn.Module):
         z = truncated_normal((n, self.config.latent_dim), truncation, generator, self.device)
         return self._generate(z, y, generator)
 
-    @torch.no_grad()
     def generate(self, z: torch.Tensor, labels: torch.Tensor | None = None,
                  generator: torch.Generator | None = None) -> torch.Tensor:
         """Decode given latents ``z`` (B, Z) to images in [0, 1] (for interpolation)."""
@@ -297,10 +296,11 @@ class ConditionalGAN(nn.Module):
         y = check_labels(labels, z.shape[0], self.config.num_classes, self.device, generator)
         return self._generate(z, y, generator)
 
+    @torch.no_grad()
     def _generate(self, z: torch.Tensor, labels: torch.Tensor | None, generator: torch.Generator | None) -> torch.Tensor:
         """:meth:`generate` for already-checked labels (checking device labels reads them: a sync)."""
         net = self._sampling_net()
-        with torch.no_grad(), training_mode(net, False):
+        with training_mode(net, False):
             return (net(z.to(self.device), labels, generator) + 1) / 2
 
     def discriminate(self, images: torch.Tensor, labels: Any = None) -> torch.Tensor:

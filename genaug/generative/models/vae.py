@@ -155,16 +155,16 @@ class ConditionalVAE(nn.Module):
     def decode_logits(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         return self.decoder(z, labels)
 
-    @torch.no_grad()
     def decode(self, z: torch.Tensor, labels: Any = None) -> torch.Tensor:
         """Decode latents (B, Z) to images in [0, 1], shape (B, C, H, W) (inference mode)."""
         if z.dim() != 2 or z.shape[1] != self.config.latent_dim:
             raise ValueError(f"z must be (B, {self.config.latent_dim}); got {tuple(z.shape)}")
         return self._decode(z, self._labels(labels, z.shape[0]))
 
+    @torch.no_grad()
     def _decode(self, z: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         """:meth:`decode` for already-checked labels (checking device labels reads them: a sync)."""
-        with torch.no_grad(), training_mode(self, False):
+        with training_mode(self, False):
             return torch.sigmoid(self.decoder(z.to(self.device), labels))
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
