@@ -20,7 +20,9 @@ def dot_image(points, size=(48, 64)):
 @given(seed=st.integers(0, 10_000))
 def test_keypoints_land_where_the_image_moved(seed):
     g = torch.Generator().manual_seed(seed)
-    centres = torch.stack([16 + 32 * torch.rand(4, generator=g), 12 + 24 * torch.rand(4, generator=g)], 1)
+    # Dots within 8 px of the centre of the 48x64 image: rotated, sheared, scaled by 1.3 and shifted
+    # they stay inside (dots up to 16 px out let seed 2742 push one 0.09 px past the top edge).
+    centres = torch.stack([24 + 16 * torch.rand(4, generator=g), 16 + 16 * torch.rand(4, generator=g)], 1)
     points = centres.floor() + 0.5  # centre of the dot's pixel
     img = dot_image(points.tolist())
     aug = ga.Compose([ga.RandomAffine(30, translate=(0.05, 0.05), scale=(0.9, 1.3), shear=10), ga.RandomHorizontalFlip()],
