@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 # torch/torchvision: pip takes the build already on this machine's disk when one is there.
 TORCH  ?= 'torch>=2.1' 'torchvision>=0.16'
 
-.PHONY: demo test venv bench clean
+.PHONY: demo test venv bench bench-gpu clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,13 @@ test: $(VENV)/.dev-installed
 
 bench: $(VENV)/.dev-installed
 	$(PY) benchmarks/throughput.py
+
+# CUDA numbers (throughput, B=8 latency, kornia eager and torch.compile, generative sampling) in
+# about 5 minutes: writes benchmarks/RESULTS-cuda.md. On a GPU machine without make or this venv,
+# run `python3 benchmarks/gpu_suite.py` from the repository root (genaug importable, e.g.
+# PYTHONPATH=$$PWD); benchmarks/gpu_command.txt is the full command used on the lent GPU machine.
+bench-gpu: $(VENV)/.dev-installed
+	$(PY) benchmarks/gpu_suite.py
 
 clean:
 	rm -rf $(VENV) outputs .pytest_cache .hypothesis

@@ -20,3 +20,24 @@ def photo() -> torch.Tensor:
     noise = torch.rand(1, 3, 33, 40, generator=g, dtype=torch.float64)
     smooth = torch.nn.functional.interpolate(small, size=(33, 40), mode="bilinear", align_corners=False)
     return 0.8 * smooth + 0.2 * noise
+
+
+CUDA_NOTE = ("tests marked 'cuda' need a GPU: without one they are deselected (not skipped); they run on a GPU "
+             "machine with the command in benchmarks/gpu_command.txt")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", f"cuda: {CUDA_NOTE}")
+
+
+def pytest_report_header(config):
+    return None if torch.cuda.is_available() else f"no CUDA device: {CUDA_NOTE}"
+
+
+def pytest_collection_modifyitems(config, items):
+    if torch.cuda.is_available():
+        return
+    gpu = [item for item in items if item.get_closest_marker("cuda")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("cuda")]

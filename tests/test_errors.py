@@ -36,7 +36,7 @@ BAD_ARGUMENTS = [
     (lambda: ga.Compose(ga.RandomRotation(3)), TypeError, "transforms must be a list"),
     (lambda: ga.Compose([3]), TypeError, r"transforms\[0\] must be a genaug Transform"),
     (lambda: ga.Compose([], padding_mode="zeros"), ValueError, "padding_mode must be one of"),
-    (lambda: ga.OneOf([ga.RandomRotation(3)], weights=[1, 2]), ValueError, "weights must be 1 non-negative"),
+    (lambda: ga.OneOf([ga.RandomRotation(3)], weights=[1, 2]), ValueError, "weights must be 1 finite non-negative"),
     (lambda: ga.OneOf([]), ValueError, "OneOf needs at least one transform"),
     (lambda: ga.SomeOf([ga.RandomRotation(3)], n=2), ValueError, r"n must be an int or \(min, max\)"),
 ]

@@ -99,3 +99,52 @@ def test_transforms_survive_pickling_with_their_stream():
     aug(x)
     clone = pickle.loads(pickle.dumps(aug))
     assert torch.equal(clone(x), aug(x))
+
+
+SCRIPT = """
+import hashlib, sys, torch
+from torch.utils.data import DataLoader, Dataset
+import genaug as ga
+
+class Images(Dataset):
+    def __init__(self):
+        self.aug = ga.Compose([ga.RandomResizedCrop(12), ga.RandomRotation(45), ga.ColorJitter(0.4, 0.4)])  # seed=None
+        self.image = torch.linspace(0, 1, 3 * 16 * 16).view(3, 16, 16)
+    def __len__(self):
+        return 8
+    def __getitem__(self, i):
+        return self.aug(self.image)
+
+loader = DataLoader(Images(), batch_size=2, num_workers=2, generator=torch.Generator().manual_seed(int(sys.argv[1])))
+out = torch.cat(list(loader))
+distinct = len({hashlib.sha256(img.numpy().tobytes()).hexdigest() for img in out})
+print(hashlib.sha256(out.numpy().tobytes()).hexdigest(), distinct)
+"""
+
+
+def _run_script(seed):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(seed)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    digest, distinct = proc.stdout.split()
+    return digest, int(distinct)
+
+
+def test_seed_none_in_workers_follows_the_seeded_dataloader_across_processes():
+    """Two runs of the same script (fresh processes, no torch.manual_seed) give the same images."""
+    first, distinct = _run_script(5)
+    assert distinct == 8  # no two items, in either worker, repeat each other
+    assert _run_script(5)[0] == first
+    assert _run_script(6)[0] != first
+
+
+def test_seed_none_follows_torch_manual_seed_set_after_construction():
+    aug = pipeline()
+    x = torch.rand(4, 3, 16, 16)
+    torch.manual_seed(7)
+    first = aug(x)
+    assert not torch.equal(aug(x), first)  # the global stream advances
+    torch.manual_seed(7)
+    assert torch.equal(aug(x), first)

@@ -8,19 +8,26 @@ Metadata keys (all strings): ``format`` (``"genaug"``), ``kind`` (``"vae"``, ``"
 ``"classifier"``), ``config`` (JSON of the config dataclass), ``provenance`` (JSON: data,
 split, steps, seed, command, genaug version, ...), ``sha256`` (digest of every tensor's
 name, dtype, shape and bytes, checked on load) and ``genaug_version``.
+
+Checkpoints may come from untrusted sources, so :func:`load_model` reads only the header first
+(at most :data:`MAX_HEADER_BYTES`), builds the model its config describes on the ``meta``
+device (shapes only, no memory) and checks its tensor names and shapes against the header's;
+a config asking for more or other weights than the file holds is refused before any real
+allocation.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
@@ -30,6 +37,8 @@ from .models import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVA
                      VAEConfig)
 
 FORMAT = "genaug"
+MAX_HEADER_BYTES = 8 * 2**20
+"""Largest safetensors header (tensor table + metadata) read; genaug's own are a few KB."""
 SHIPPED = {
     "mnist-cvae": "mnist-cvae.safetensors",
     "mnist-cgan": "mnist-cgan.safetensors",
@@ -156,19 +165,41 @@ def save_checkpoint(model: nn.Module, path: str | os.PathLike, provenance: dict[
     return atomic_save_tensors(tensors, path, meta)
 
 
+def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tuple[int, ...]]]:
+    """Metadata and tensor shapes of a ``.safetensors`` file, reading only its header.
+
+    The header size (the file's first 8 bytes) must be at most :data:`MAX_HEADER_BYTES`.
+
+    Raises:
+        CheckpointError: unsafe format, oversized header, or unreadable/corrupted file.
+    """
+    path = Path(path)
+    _check_safe_path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+    header_bytes = int.from_bytes(head, "little") if len(head) == 8 else 0
+    if header_bytes > MAX_HEADER_BYTES:
+        raise CheckpointError(f"checkpoint {str(path)!r} declares a {header_bytes}-byte header; the limit is "
+                              f"MAX_HEADER_BYTES={MAX_HEADER_BYTES} (refusing a corrupted or malicious file)")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = dict(f.metadata() or {})
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupted or not a safetensors file ({e})") from e
+    return meta, shapes
+
+
 def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read tensors and metadata from a ``.safetensors`` file, with safety and integrity checks.
 
     Raises:
-        CheckpointError: unsafe format, unreadable/corrupted file, or sha256 mismatch.
+        CheckpointError: unsafe format, oversized header, unreadable/corrupted file, or sha256
+            mismatch.
     """
     path = Path(path)
-    _check_safe_path(path)
+    meta, _ = read_header(path)
     try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = dict(f.metadata() or {})
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupted or not a safetensors file ({e})") from e
@@ -206,32 +237,74 @@ def _resolve(name_or_path: str | os.PathLike) -> Path:
     return Path(name_or_path)
 
 
-def build_from_tensors(kind: str, config: dict[str, Any], tensors: dict[str, torch.Tensor],
-                       source: str = "checkpoint") -> nn.Module:
-    """Construct the model for ``kind``/``config`` and load ``tensors`` strictly."""
+def _parse_config(kind: str, config: dict[str, Any], source: str) -> Any:
+    """The config dataclass for ``kind`` from its dict, or a :class:`CheckpointError`."""
     if kind not in _KINDS:
         raise CheckpointError(f"{source}: unknown model kind {kind!r}; allowed: {sorted(_KINDS)}")
-    model_cls, cfg_cls = _KINDS[kind]
+    cfg_cls = _KINDS[kind][1]
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{source}: config metadata must be a JSON object, got {type(config).__name__}")
     try:
-        cfg = cfg_cls.from_dict(config)
+        return cfg_cls.from_dict(config)
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{source}: invalid {cfg_cls.__name__} in metadata: {e}") from e
+
+
+def _make_model(kind: str, cfg: Any, names: Any) -> nn.Module:
+    """The model for ``kind``/``cfg``; a GAN's optional parts follow the tensor ``names`` present."""
+    model_cls = _KINDS[kind][0]
     if kind == "gan":
-        model = model_cls(cfg, with_discriminator=any(k.startswith("discriminator.") for k in tensors),
-                          with_ema=any(k.startswith("generator_ema.") for k in tensors))
-    else:
-        model = model_cls(cfg)
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    shape_bad = [f"{k}: file {tuple(tensors[k].shape)} vs config {tuple(expected[k].shape)}"
-                 for k in sorted(set(expected) & set(tensors)) if tensors[k].shape != expected[k].shape]
-    if missing or unexpected or shape_bad:
-        raise CheckpointError(
-            f"{source}: weights do not match the config {cfg}: "
-            + "; ".join(s for s in (f"missing {missing[:5]}" if missing else "",
-                                    f"unexpected {unexpected[:5]}" if unexpected else "",
-                                    f"shape mismatch {shape_bad[:3]}" if shape_bad else "") if s))
+        return model_cls(cfg, with_discriminator=any(k.startswith("discriminator.") for k in names),
+                         with_ema=any(k.startswith("generator_ema.") for k in names))
+    return model_cls(cfg)
+
+
+def check_shapes(kind: str, config: dict[str, Any], shapes: dict[str, tuple[int, ...]],
+                 source: str = "checkpoint") -> Any:
+    """Check that the model ``kind``/``config`` describes has exactly the tensors ``shapes`` lists.
+
+    The model is built on the ``meta`` device (shapes only, no memory, no compute), so a config
+    asking for huge layers costs nothing. Every state-dict name and shape must match the file's
+    (the error names the first few that do not), and the config's value count must not exceed
+    the file's.
+
+    Returns:
+        The parsed config dataclass.
+
+    Raises:
+        CheckpointError: unknown kind, invalid config, or names/shapes that do not match.
+    """
+    cfg = _parse_config(kind, config, source)
+    try:
+        with torch.device("meta"):
+            expected = {k: tuple(v.shape) for k, v in _make_model(kind, cfg, shapes).state_dict().items()}
+    except (RuntimeError, ValueError, TypeError, OverflowError, MemoryError) as e:
+        raise CheckpointError(f"{source}: cannot build a model from config {cfg}: {e}") from e
+    wanted = sum(math.prod(s) for s in expected.values())
+    held = sum(math.prod(s) for s in shapes.values())
+    missing = sorted(set(expected) - set(shapes))
+    unexpected = sorted(set(shapes) - set(expected))
+    shape_bad = [f"{k}: file {shapes[k]} vs config {expected[k]}"
+                 for k in sorted(set(expected) & set(shapes)) if shapes[k] != expected[k]]
+    problems = [f"missing {missing[:5]}" if missing else "",
+                f"unexpected {unexpected[:5]}" if unexpected else "",
+                f"shape mismatch {shape_bad[:3]}" if shape_bad else "",
+                f"the config needs {wanted:,} values but the file holds only {held:,}" if wanted > held else ""]
+    if any(problems):
+        raise CheckpointError(f"{source}: weights do not match the config {cfg}: "
+                              + "; ".join(p for p in problems if p))
+    return cfg
+
+
+def build_from_tensors(kind: str, config: dict[str, Any], tensors: dict[str, torch.Tensor],
+                       source: str = "checkpoint") -> nn.Module:
+    """Construct the model for ``kind``/``config`` and load ``tensors`` strictly.
+
+    Names and shapes are checked first on the ``meta`` device (:func:`check_shapes`), so
+    nothing real is allocated for a config that does not match the tensors.
+    """
+    cfg = check_shapes(kind, config, {k: tuple(v.shape) for k, v in tensors.items()}, source)
+    model = _make_model(kind, cfg, tensors)
     model.load_state_dict(tensors, strict=True)
     return model
 
@@ -250,8 +323,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         mode; its ``checkpoint_metadata`` attribute holds the decoded metadata.
 
     Raises:
-        CheckpointError: pickle-format path, corrupted file, or weights that do not match the
-            config in the metadata.
+        CheckpointError: pickle-format path, corrupted file, oversized header, or weights that do
+            not match the config in the metadata (checked on the ``meta`` device before the
+            real model is built, so a forged config cannot trigger a huge allocation).
 
     Example:
         >>> import genaug, torch
@@ -259,15 +333,18 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
         >>> x = gan.sample(10, labels=list(range(10)), generator=torch.Generator().manual_seed(0))
     """
     path = _resolve(name_or_path)
-    tensors, meta = read_checkpoint(path)
+    source = f"checkpoint {str(path)!r}"
+    meta, shapes = read_header(path)  # header only: nothing is allocated before the checks below
     if meta.get("format") != FORMAT or "kind" not in meta or "config" not in meta:
         raise CheckpointError(f"checkpoint {str(path)!r} has no genaug metadata (format/kind/config); it was not "
                               "written by genaug.generative.save_checkpoint")
     try:
         config = json.loads(meta["config"])
-    except json.JSONDecodeError as e:
-        raise CheckpointError(f"checkpoint {str(path)!r}: config metadata is not valid JSON ({e})") from e
-    model = build_from_tensors(meta["kind"], config, tensors, source=f"checkpoint {str(path)!r}")
-    model.checkpoint_metadata = {**meta, "config": config,
-                                 "provenance": json.loads(meta.get("provenance", "{}"))}
+        provenance = json.loads(meta.get("provenance", "{}"))
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, over-long ints, absurd nesting
+        raise CheckpointError(f"{source}: config/provenance metadata is not valid JSON ({e})") from e
+    check_shapes(meta["kind"], config, shapes, source)
+    tensors, _ = read_checkpoint(path)  # build_from_tensors re-checks, should the file change meanwhile
+    model = build_from_tensors(meta["kind"], config, tensors, source=source)
+    model.checkpoint_metadata = {**meta, "config": config, "provenance": provenance}
     return model.to(device).eval()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 import os
 from typing import Any, Callable, ClassVar
 
@@ -29,6 +30,15 @@ from torch.utils.data import get_worker_info
 Params = dict[str, Any]
 
 _REGISTRY: dict[str, type[Transform]] = {}
+
+
+#: Key of the entry in every params dict that says which op drew it and for which input size.
+DRAWN_FOR = "drawn_for"
+
+
+def drawn_for(transform: Transform, size: tuple[int, int]) -> dict[str, Any]:
+    """The stamp ``sample_params`` puts in its params: ``{"op": class name, "size": (h, w)}``."""
+    return {"op": type(transform).__name__, "size": (int(size[0]), int(size[1]))}
 
 
 def registered_transforms() -> dict[str, type[Transform]]:
@@ -55,11 +65,139 @@ def expand_params(params: Params, batch_size: int) -> Params:
     return out
 
 
+#: Largest size, padding or kernel extent (pixels per side) an argument may ask for: far above
+#: any real image, low enough that a typo such as ``size=10**9`` fails at construction instead of
+#: trying to allocate the output at the first call.
+MAX_EXTENT = 1 << 20
+
+
+def _is_number(value: Any) -> bool:
+    """A Python ``int`` or ``float`` (``bool`` is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _is_finite(value: Any) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if math.isfinite(x) and x == int(x) and abs(x) < 1e15 else repr(x)
+
+
+def _allowed(low: float, high: float, low_open: bool = False, high_open: bool = False) -> str:
+    """'a finite number', 'a finite number > 0', 'a finite number in [0, 1]', ..."""
+    has_low, has_high = math.isfinite(low), math.isfinite(high)
+    if has_low and has_high:
+        return f"a finite number in {'(' if low_open else '['}{_fmt(low)}, {_fmt(high)}{')' if high_open else ']'}"
+    if has_low:
+        return f"a finite number {'>' if low_open else '>='} {_fmt(low)}"
+    if has_high:
+        return f"a finite number {'<' if high_open else '<='} {_fmt(high)}"
+    return "a finite number"
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float = -math.inf,
+    high: float = math.inf,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Validate a finite real number within ``[low, high]`` (ends open on request); return it as float.
+
+    ``bool`` is not a number; NaN and infinities are rejected.
+
+    Example:
+        >>> check_number("mean", 0.25, low=-1.0, high=1.0)
+        0.25
+        >>> check_number("mean", float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: mean must be a finite number, got nan
+    """
+    allowed = _allowed(low, high, low_open, high_open)
+    if not _is_number(value):
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    if (
+        not _is_finite(value)
+        or value < low
+        or value > high
+        or (low_open and value == low)
+        or (high_open and value == high)
+    ):
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
+    return float(value)
+
+
+def check_int(name: str, value: Any, *, low: int = 0, high: int = MAX_EXTENT) -> int:
+    """Validate an ``int`` (not ``bool``, not a float) within ``[low, high]``.
+
+    Example:
+        >>> check_int("padding", 4)
+        4
+    """
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int in [{low}, {high}], got {value!r} ({type(value).__name__})")
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
+    return int(value)
+
+
+def take_rows(params: Params, rows: slice | torch.Tensor) -> Params:
+    """The params of samples ``rows`` (a slice or CPU index tensor) of a (nested) params dict.
+
+    Every tensor with a batch dimension is indexed; nested dicts (a container's children) recurse;
+    anything else (the ``drawn_for`` stamp) is kept.
+
+    Example:
+        >>> import torch
+        >>> p = {"apply": torch.tensor([True, False, True]), "0": {"angle": torch.tensor([1.0, 2.0, 3.0])}}
+        >>> take_rows(p, torch.tensor([2]))["0"]["angle"].tolist()
+        [3.0]
+    """
+    out: Params = {}
+    for key, value in params.items():
+        if isinstance(value, dict) and key != DRAWN_FOR:
+            out[key] = take_rows(value, rows)
+        elif isinstance(value, torch.Tensor) and value.dim() > 0:
+            out[key] = value[rows]
+        else:
+            out[key] = value
+    return out
+
+
+#: Seeds a ``torch.Generator`` accepts: any int from -2**63 to 2**64 - 1.
+SEED_RANGE = (-(2**63), 2**64 - 1)
+
+
+def check_seed(name: str, value: Any) -> int | None:
+    """Validate a seed: ``None`` or an ``int`` (not ``bool``) that ``torch.Generator.manual_seed`` accepts.
+
+    Example:
+        >>> check_seed("seed", 2**64)
+        Traceback (most recent call last):
+        ...
+        ValueError: seed must be None or an int in [-2**63, 2**64 - 1], got 18446744073709551616
+    """
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int or None, got {value!r} ({type(value).__name__})")
+    if not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise ValueError(f"{name} must be None or an int in [-2**63, 2**64 - 1], got {value!r}")
+    return int(value)
+
+
 def check_probability(name: str, value: Any) -> float:
-    """Validate a probability argument and return it as a float."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """Validate a probability argument (a finite number in [0, 1], not a bool) and return it as a float."""
+    if not _is_number(value):
         raise TypeError(f"{name} must be a number in [0, 1], got {value!r} ({type(value).__name__})")
-    if not 0.0 <= float(value) <= 1.0:
+    if not (_is_finite(value) and 0.0 <= value <= 1.0):
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
     return float(value)
 
@@ -76,32 +214,42 @@ def check_range(
 
     A single number ``d`` means ``(center - d, center + d)`` when ``center`` is given (torchvision's
     convention: ``degrees=30`` means ``(-30, 30)``, ``brightness=0.4`` means ``(0.6, 1.4)``), and
-    ``(d, d)`` otherwise.
+    ``(d, d)`` otherwise. Every number must be finite (no NaN, no infinity, no bool), the range
+    must lie within ``[low, high]`` and its width must be finite (so that sampling from it is).
     """
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be a number or a (min, max) pair, got {value!r}")
-    if isinstance(value, (int, float)):
+    bounds = "" if (math.isinf(low) and math.isinf(high)) else f" within [{low}, {high}]"
+    form = f"a number or a (min, max) pair of finite numbers{bounds}"
+    if _is_number(value):
+        numbers: tuple[Any, ...] = (value,)
+    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_number(v) for v in value):
+        numbers = tuple(value)
+    else:
+        raise TypeError(f"{name} must be {form}, got {value!r} ({type(value).__name__})")
+    if not all(_is_finite(v) for v in numbers):
+        raise ValueError(f"{name} must be finite ({form}), got {value!r}")
+    if len(numbers) == 1:
         if center is None:
             lo = hi = float(value)
         else:
             if value < 0:
-                raise ValueError(f"{name} given as a single number must be >= 0, got {value!r}")
+                raise ValueError(
+                    f"{name} given as a single number must be >= 0 (it means ({_fmt(center)} - {name}, "
+                    f"{_fmt(center)} + {name})), got {value!r}"
+                )
             lo, hi = center - float(value), center + float(value)
-    elif isinstance(value, (tuple, list)) and len(value) == 2 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
-    ):
-        lo, hi = float(value[0]), float(value[1])
+    else:
+        lo, hi = float(numbers[0]), float(numbers[1])
         if lo > hi:
             raise ValueError(f"{name} must be (min, max) with min <= max, got {tuple(value)!r}")
-    else:
-        raise TypeError(f"{name} must be a number or a (min, max) pair, got {value!r}")
+    if not math.isfinite(hi - lo):
+        raise ValueError(f"{name} must be {form} whose width max - min is finite, got {value!r}")
     if lo < low or hi > high:
         raise ValueError(f"{name} must lie within [{low}, {high}], got ({lo}, {hi}) from {value!r}")
     return lo, hi
 
 
 def check_size(name: str, value: Any) -> tuple[int, int]:
-    """Validate an output size given as ``int`` (square) or ``(height, width)``."""
+    """Validate an output size given as ``int`` (square) or ``(height, width)``, each in ``[1, MAX_EXTENT]``."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value, value)
     if (
@@ -110,9 +258,60 @@ def check_size(name: str, value: Any) -> tuple[int, int]:
         or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
         raise TypeError(f"{name} must be an int or a (height, width) pair of ints, got {value!r}")
-    if min(value) < 1:
-        raise ValueError(f"{name} must be positive, got {tuple(value)!r}")
+    if min(value) < 1 or max(value) > MAX_EXTENT:
+        raise ValueError(f"{name} must be positive and at most {MAX_EXTENT} pixels per side, got {tuple(value)!r}")
     return int(value[0]), int(value[1])
+
+
+def check_fill(name: str, value: Any) -> float | tuple[float, ...]:
+    """Validate a fill: one number or a non-empty sequence (one per channel), each finite in [0, 1].
+
+    Fill values are in 0..1 units for every dtype (``0.5`` is 128 for uint8). Returns a float, or a
+    tuple of floats for a sequence. Whether a per-channel fill matches the image's channels can
+    only be checked at the call (:meth:`genaug.transforms.warp.WarpOptions.check_channels`).
+
+    Example:
+        >>> check_fill("fill", [0, 0.5, 1])
+        (0.0, 0.5, 1.0)
+    """
+    allowed = "a number in [0, 1] or a sequence of them (one per channel)"
+    if isinstance(value, (list, tuple)):
+        if not all(_is_number(v) for v in value):
+            raise TypeError(f"{name} must be {allowed}, got {value!r}")
+        if not value:
+            raise ValueError(f"{name} must be {allowed}, got an empty {type(value).__name__}")
+        values = tuple(value)
+    elif _is_number(value):
+        values = (value,)
+    else:
+        raise TypeError(f"{name} must be {allowed}, got {value!r} ({type(value).__name__})")
+    if not all(_is_finite(v) and 0.0 <= v <= 1.0 for v in values):
+        raise ValueError(
+            f"{name} must be {allowed}, finite, in 0..1 units for every dtype (0.5 is 128 for uint8), got {value!r}"
+        )
+    return tuple(float(v) for v in values) if isinstance(value, (list, tuple)) else float(value)
+
+
+def check_numbers(name: str, value: Any, *, positive: bool = False) -> tuple[float, ...]:
+    """Validate a non-empty list or tuple of finite numbers (all ``> 0`` with ``positive``).
+
+    Example:
+        >>> check_numbers("std", [0.5, 0.25], positive=True)
+        (0.5, 0.25)
+    """
+    allowed = "positive finite numbers (> 0)" if positive else "finite numbers"
+    if not isinstance(value, (list, tuple)):
+        raise TypeError(
+            f"{name} must be a list or tuple of {allowed} (one per channel), got {value!r} ({type(value).__name__})"
+        )
+    if not value:
+        raise ValueError(f"{name} must be a non-empty list or tuple of {allowed}, got {value!r}")
+    bad = [v for v in value if not _is_number(v)]
+    if bad:
+        raise TypeError(f"{name} values must be {allowed}, got {bad[0]!r} ({type(bad[0]).__name__}) in {value!r}")
+    if not all(_is_finite(v) and (v > 0 or not positive) for v in value):
+        raise ValueError(f"{name} values must be {allowed}, got {value!r}")
+    return tuple(float(v) for v in value)
 
 
 def uniform(low: float, high: float, n: int, generator: torch.Generator) -> torch.Tensor:
@@ -172,7 +371,8 @@ class Transform:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        _REGISTRY[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):  # private bases are not user-facing transforms
+            _REGISTRY[cls.__name__] = cls
         init = cls.__dict__.get("__init__")
         if init is None:
             return
@@ -204,22 +404,25 @@ class Transform:
         if not isinstance(same_on_batch, bool):
             raise TypeError(f"same_on_batch must be a bool, got {same_on_batch!r}")
         self.same_on_batch = same_on_batch
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
-        self.seed = seed
-        self._base_seed = seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item())
+        self.seed = check_seed("seed", seed)
+        self._base_seed = seed if seed is not None else 0
         self._generator = torch.Generator().manual_seed(self._base_seed)
         self._generator_owner: tuple[int, int | None] = (os.getpid(), None)
 
     # ------------------------------------------------------------------ randomness
     @property
     def generator(self) -> torch.Generator:
-        """This transform's CPU generator, re-derived once per DataLoader worker.
+        """The CPU generator this transform draws its parameters from.
 
-        In worker ``k`` the stream is seeded from ``(seed, worker_info.seed)``; the worker seed comes
-        from the DataLoader's own generator, so workers differ from each other and a run is
-        reproducible when the DataLoader's generator is seeded.
+        With ``seed=None`` each call draws a fresh stream from torch's global RNG, as torchvision's
+        transforms do: reproducible under ``torch.manual_seed`` in the main process, and in DataLoader
+        workers under the loader's seeded ``generator`` (PyTorch seeds each worker's global RNG from
+        it, differently per worker). With an explicit seed the transform owns its stream; in worker
+        ``k`` it is re-derived once from ``(seed, worker_info.seed)``, so workers never repeat each
+        other and a run is reproducible when the DataLoader's generator is seeded.
         """
+        if self.seed is None:
+            return torch.Generator().manual_seed(int(torch.randint(0, 2**62, (1,))))
         info = get_worker_info()
         owner = (os.getpid(), info.id if info is not None else None)
         if owner != self._generator_owner:
@@ -229,7 +432,7 @@ class Transform:
         return self._generator
 
     def reset_generator(self) -> None:
-        """Rewind this transform's generator to its seed (the state right after construction)."""
+        """Rewind this transform's generator to its seed (no effect with ``seed=None``, which follows torch's RNG)."""
         self._generator = torch.Generator().manual_seed(self._base_seed)
         self._generator_owner = (os.getpid(), None)
 
@@ -251,7 +454,39 @@ class Transform:
         apply = torch.rand(n, generator=generator) < self.p
         params = self._sample(n, size, generator)
         params["apply"] = apply
-        return expand_params(params, batch_size) if self.same_on_batch and batch_size != 1 else params
+        params = expand_params(params, batch_size) if self.same_on_batch and batch_size != 1 else params
+        params[DRAWN_FOR] = drawn_for(self, size)
+        return params
+
+    def check_params(self, params: Any, batch_size: int, size: tuple[int, int], where: str = "params") -> None:
+        """Raise a clear error unless ``params`` were sampled by this transform for this batch and size.
+
+        Replaying params on another image size, batch size or transform would silently give a
+        wrong result (a crop box outside the image, a matrix for another centre), so it is refused.
+        """
+        name = type(self).__name__
+        if not isinstance(params, dict) or not isinstance(params.get("apply"), torch.Tensor):
+            raise TypeError(
+                f"{where} must be the dict returned by a call with return_params=True (with an 'apply' "
+                f"tensor), got {type(params).__name__}"
+            )
+        for key, value in params.items():
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] != batch_size:
+                raise ValueError(
+                    f"{where}[{key!r}] was sampled for a batch of {value.shape[0]} images, but this batch has {batch_size}"
+                )
+        stamp = params.get(DRAWN_FOR)
+        if not isinstance(stamp, dict) or "op" not in stamp or "size" not in stamp:
+            raise ValueError(f"{where} do not say what they were drawn for (no {DRAWN_FOR!r} entry): pass the params "
+                             "a call with return_params=True returned")
+        if stamp["op"] != name:
+            raise ValueError(f"{where} were drawn by {stamp['op']}, not by {name}: replay them on the transform that made them")
+        if tuple(stamp["size"]) != tuple(size):
+            h, w = stamp["size"]
+            raise ValueError(
+                f"{where} were drawn for {h}x{w} images ({name}), but this image is {size[0]}x{size[1]}: "
+                "params replay only on inputs of the size they were sampled for"
+            )
 
     # ------------------------------------------------------------------ the op itself
     def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
@@ -321,7 +556,7 @@ class Transform:
         if params is None:
             params = self.sample_params(batch.batch_size, batch.size, self.generator)
         else:
-            params = _checked_replay_params(params, batch.batch_size)
+            self.check_params(params, batch.batch_size, batch.size)
         result = run(self, params, batch)
         return (result, params) if return_params else result
 
@@ -346,15 +581,3 @@ class Transform:
         generator.set_state(state.pop("_generator"))
         self.__dict__.update(state)
         self._generator = generator
-
-
-def _checked_replay_params(params: Any, batch_size: int) -> Params:
-    if not isinstance(params, dict) or "apply" not in params:
-        raise TypeError(
-            "params must be the dict returned by a call with return_params=True "
-            f"(with an 'apply' entry), got {type(params).__name__}"
-        )
-    sampled = params["apply"].shape[0]
-    if sampled != batch_size:
-        raise ValueError(f"params were sampled for a batch of {sampled} images, but this batch has {batch_size}")
-    return params

@@ -8,11 +8,12 @@ is only a mask, ``OneOf([RandomRotation(...), RandomAffine(...)])`` still costs 
 
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Sequence
 
 import torch
 
-from genaug.transforms.base import Params, Transform, expand_params
+from genaug.transforms.base import DRAWN_FOR, Params, Transform, check_numbers, drawn_for, expand_params
 
 
 class ModuleStage(Transform):
@@ -31,7 +32,8 @@ class ModuleStage(Transform):
         self.module = module
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
-        out = self.module(image)
+        # A copy: the module may work in place (inplace=True), and ``image`` may be the caller's tensor.
+        out = self.module(image.clone())
         if not isinstance(out, torch.Tensor) or out.shape != image.shape:
             raise ValueError(
                 f"{type(self.module).__name__} inside a Compose must return a tensor of the input's shape "
@@ -116,20 +118,45 @@ class Compose(Transform):
             size = t.output_size(size)
         return size
 
+    def child_sizes(self, size: tuple[int, int]) -> list[tuple[int, int]]:
+        """The input size each child is sampled for: chained here (each child sees the previous one's output)."""
+        sizes = []
+        for t in self.transforms:
+            sizes.append(size)
+            size = t.output_size(size)
+        return sizes
+
     def _gates(self, n: int, generator: torch.Generator) -> torch.Tensor | None:
         """``(n, len(transforms))`` bool: which children each sample runs (None: all of them)."""
         return None
 
     def sample_params(self, batch_size: int, size: tuple[int, int], generator: torch.Generator) -> Params:
         n = 1 if self.same_on_batch else batch_size
+        sizes = self.child_sizes(size)
         params: Params = {"apply": torch.rand(n, generator=generator) < self.p}
         gates = self._gates(n, generator)
         if gates is not None:
             params["gate"] = gates
-        for i, t in enumerate(self.transforms):
-            params[str(i)] = t.sample_params(n, size, generator)
-            size = t.output_size(size)
-        return expand_params(params, batch_size) if self.same_on_batch and batch_size != 1 else params
+        for i, (t, child_size) in enumerate(zip(self.transforms, sizes)):
+            params[str(i)] = t.sample_params(n, child_size, generator)
+        params = expand_params(params, batch_size) if self.same_on_batch and batch_size != 1 else params
+        params[DRAWN_FOR] = drawn_for(self, size)
+        return params
+
+    def check_params(self, params: Any, batch_size: int, size: tuple[int, int], where: str = "params") -> None:
+        super().check_params(params, batch_size, size, where)
+        gate = params.get("gate")
+        if (gate is None) != (self._gates(0, torch.Generator()) is None) or (
+            gate is not None and tuple(gate.shape[1:]) != (len(self.transforms),)
+        ):
+            raise ValueError(f"{where}['gate'] does not fit this {type(self).__name__} of {len(self.transforms)} children")
+        for i, (t, child_size) in enumerate(zip(self.transforms, self.child_sizes(size))):
+            if str(i) not in params:
+                raise ValueError(
+                    f"{where} lack the entry '{i}' for child {i} ({type(t).__name__}) of this {type(self).__name__}: "
+                    "were they sampled by it?"
+                )
+            t.check_params(params[str(i)], batch_size, child_size, f"{where}['{i}']")
 
     def leaves(
         self, params: Params, gate: torch.Tensor | None, overrides: dict[str, Any] | None = None
@@ -171,14 +198,65 @@ def _check_same_output_size(container: Compose, size: tuple[int, int]) -> tuple[
     return sizes.pop() if sizes else size
 
 
-class OneOf(Compose):
+class _Alternatives(Compose):
+    """Containers whose children are alternatives (OneOf, SomeOf): every child acts on the container's input.
+
+    Each child is sampled for the container's input size, and each sample runs the children it
+    picked, in their listed order. When no op under the children changes the image size, an
+    unpicked child is simply gated off, so the whole tree still fuses into one warp. When some do
+    (``OneOf([CenterCrop(16), RandomCrop(16)])``), each sample follows its own path: see
+    :class:`genaug.transforms.pipeline.Alternatives`. A sample that picks no child gets the
+    identity when the children keep the image size, and otherwise the first child in its skipped
+    form (a crop's centre crop, a resize or resized crop's whole-image resize), so every sample
+    has the output size.
+    """
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return _check_same_output_size(self, size)
+
+    def child_sizes(self, size: tuple[int, int]) -> list[tuple[int, int]]:
+        return [size] * len(self.transforms)
+
+    def sample_params(self, batch_size: int, size: tuple[int, int], generator: torch.Generator) -> Params:
+        self.output_size(size)
+        return super().sample_params(batch_size, size, generator)
+
+    def leaves(
+        self, params: Params, gate: torch.Tensor | None, overrides: dict[str, Any] | None = None
+    ) -> list[tuple[Transform, Params, dict[str, Any]]]:
+        flat = super().leaves(params, gate, overrides)
+        if all(leaf.output_size(_stamped_size(p)) == _stamped_size(p) for leaf, p, _ in flat):
+            return flat  # gating an op that keeps the size off is the identity: fuse as usual
+        from genaug.transforms.pipeline import Alternatives
+
+        picks = params["gate"] & params["apply"].unsqueeze(1)
+        if gate is not None:
+            picks = picks & gate.unsqueeze(1)
+        merged = {**(overrides or {}), **self.overrides}
+        stage = Alternatives(self, merged, flat)
+        return [(stage, {**params, "picks": picks, "apply": torch.ones_like(params["apply"])}, {})]
+
+
+def _stamped_size(params: Params) -> tuple[int, int]:
+    h, w = params[DRAWN_FOR]["size"]
+    return int(h), int(w)
+
+
+class OneOf(_Alternatives):
     """Apply exactly one of ``transforms`` per sample, chosen with ``weights`` (uniform by default).
+
+    Every child acts on the OneOf's input, so children may change the image size as long as they
+    all give the same output size (``OneOf([RandomResizedCrop(224), Compose([Resize(256),
+    CenterCrop(224)])])``). Samples skipped by ``p`` get the identity when the children keep the
+    size, and otherwise the first child's skipped form (e.g. a crop's centre crop).
 
     Example:
         >>> import torch, genaug as ga
         >>> aug = ga.OneOf([ga.RandomRotation(30), ga.RandomAffine(0, shear=20)], seed=0)
         >>> aug(torch.rand(4, 3, 8, 8)).shape
         torch.Size([4, 3, 8, 8])
+        >>> ga.OneOf([ga.CenterCrop(16), ga.RandomCrop(16)], seed=0)(torch.rand(4, 3, 64, 64)).shape
+        torch.Size([4, 3, 16, 16])
     """
 
     def __init__(
@@ -194,14 +272,13 @@ class OneOf(Compose):
             raise ValueError("OneOf needs at least one transform")
         if weights is None:
             weights = [1.0] * len(self.transforms)
-        if len(weights) != len(self.transforms) or any(w < 0 for w in weights) or sum(weights) <= 0:
+        values = check_numbers("weights", weights)
+        if len(values) != len(self.transforms) or min(values) < 0 or not 0 < math.fsum(values) < math.inf:
             raise ValueError(
-                f"weights must be {len(self.transforms)} non-negative numbers with a positive sum, got {weights!r}"
+                f"weights must be {len(self.transforms)} finite non-negative numbers with a positive, finite sum "
+                f"(one per transform), got {weights!r}"
             )
-        self.weights = torch.tensor([float(w) for w in weights], dtype=torch.float64)
-
-    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        return _check_same_output_size(self, size)
+        self.weights = torch.tensor(values, dtype=torch.float64)
 
     def _gates(self, n: int, generator: torch.Generator) -> torch.Tensor:
         if n == 0:
@@ -209,16 +286,15 @@ class OneOf(Compose):
         choice = torch.multinomial(self.weights, n, replacement=True, generator=generator)
         return torch.nn.functional.one_hot(choice, len(self.transforms)).bool()
 
-    def sample_params(self, batch_size: int, size: tuple[int, int], generator: torch.Generator) -> Params:
-        self.output_size(size)
-        return super().sample_params(batch_size, size, generator)
 
-
-class SomeOf(Compose):
+class SomeOf(_Alternatives):
     """Apply a random subset of ``transforms`` per sample (in their listed order).
 
     Args:
         n: how many to apply: an int, or a ``(min, max)`` range drawn per sample.
+
+    Children that change the image size act on the SomeOf's input, so at most one of them can
+    apply per sample: with such children ``n`` may not exceed 1 (use :class:`OneOf`).
 
     Example:
         >>> import torch, genaug as ga
@@ -237,17 +313,27 @@ class SomeOf(Compose):
     ) -> None:
         super().__init__(transforms, p=p, same_on_batch=same_on_batch, seed=seed)
         k = len(self.transforms)
-        lo, hi = (n, n) if isinstance(n, int) and not isinstance(n, bool) else tuple(n)  # type: ignore[misc]
-        if not (isinstance(lo, int) and isinstance(hi, int) and 0 <= lo <= hi <= k):
+        if isinstance(n, int) and not isinstance(n, bool):
+            lo, hi = n, n
+        elif isinstance(n, (list, tuple)) and len(n) == 2:
+            lo, hi = n
+        else:
+            raise TypeError(f"n must be an int or a (min, max) pair of ints, got {n!r}")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (lo, hi)) or not 0 <= lo <= hi <= k:
             raise ValueError(f"n must be an int or (min, max) with 0 <= min <= max <= {k}, got {n!r}")
         self.n = (lo, hi)
 
-    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
-        return _check_same_output_size(self, size)
+    def sample_params(self, batch_size: int, size: tuple[int, int], generator: torch.Generator) -> Params:
+        out = self.output_size(size)
+        if out != size and self.n[1] > 1:
+            raise ValueError(
+                f"SomeOf(n={self._init_args['n']!r}) may apply {self.n[1]} children to a sample, but its children change "
+                f"the image size ({size} -> {out}) and each acts on the SomeOf's input: use n=1 or OneOf"
+            )
+        return super().sample_params(batch_size, size, generator)
 
     def _gates(self, n: int, generator: torch.Generator) -> torch.Tensor:
         k = len(self.transforms)
         count = torch.randint(self.n[0], self.n[1] + 1, (n, 1), generator=generator)
         rank = torch.rand(n, k, generator=generator).argsort(dim=1).argsort(dim=1)
         return rank < count
-

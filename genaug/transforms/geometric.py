@@ -13,7 +13,7 @@ from typing import Any, Sequence
 
 import torch
 
-from genaug.transforms.base import Params, Transform, check_range, check_size, uniform
+from genaug.transforms.base import MAX_EXTENT, Params, Transform, check_range, check_size, uniform
 from genaug.transforms.warp import WarpOptions
 
 # ----------------------------------------------------------------------------- matrix helpers
@@ -121,6 +121,11 @@ class _SizedTransform(GeometricTransform):
 
     def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
         return box_matrix(params["box"], self.output_size(size))
+
+    def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
+        """A skipped crop still gives its output size: it takes the centre crop (never a corner)."""
+        out = self.output_size(size)
+        return box_matrix(_center_box(size, out, 1), out).expand(batch_size, 3, 3)
 
 
 def _center_box(size: tuple[int, int], out: tuple[int, int], n: int) -> torch.Tensor:
@@ -244,12 +249,25 @@ class RandomScale(GeometricTransform):
 
 
 def _shear_ranges(shear: Any) -> tuple[tuple[float, float], tuple[float, float]]:
-    """torchvision's shear argument: ``d``, ``(min, max)`` for x, or ``(xmin, xmax, ymin, ymax)``."""
+    """torchvision's shear argument: ``d``, ``(min, max)`` for x, or ``(xmin, xmax, ymin, ymax)``.
+
+    Every angle must be finite and strictly within (-90, 90) degrees.
+    """
     if shear is None:
         return (0.0, 0.0), (0.0, 0.0)
+    if isinstance(shear, (list, tuple)) and len(shear) not in (2, 4):
+        raise TypeError(
+            f"shear must be a number, (min, max) or (xmin, xmax, ymin, ymax), in degrees within (-90, 90), "
+            f"got {shear!r} ({len(shear)} values)"
+        )
     if isinstance(shear, (list, tuple)) and len(shear) == 4:
-        return check_range("shear[0:2]", tuple(shear[:2])), check_range("shear[2:4]", tuple(shear[2:]))
-    return check_range("shear", shear, center=0.0), (0.0, 0.0)
+        ranges = check_range("shear[0:2]", tuple(shear[:2])), check_range("shear[2:4]", tuple(shear[2:]))
+    else:
+        ranges = check_range("shear", shear, center=0.0), (0.0, 0.0)
+    for lo, hi in ranges:
+        if lo <= -90 or hi >= 90:
+            raise ValueError(f"shear angles must lie strictly within (-90, 90) degrees, got ({lo}, {hi}) from {shear!r}")
+    return ranges
 
 
 class RandomAffine(GeometricTransform):
@@ -290,16 +308,17 @@ class RandomAffine(GeometricTransform):
         if translate is None:
             self.translate = (0.0, 0.0)
         else:
-            if not isinstance(translate, (list, tuple)) or len(translate) != 2:
-                raise TypeError(f"translate must be a pair (a, b) of fractions, got {translate!r}")
-            if not all(isinstance(t, (int, float)) and 0.0 <= t <= 1.0 for t in translate):
-                raise ValueError(f"translate values must be in [0, 1], got {tuple(translate)!r}")
+            if (
+                not isinstance(translate, (list, tuple))
+                or len(translate) != 2
+                or not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in translate)
+            ):
+                raise TypeError(f"translate must be a pair (a, b) of fractions in [0, 1], got {translate!r}")
+            if not all(0.0 <= t <= 1.0 for t in translate):  # (also false for NaN)
+                raise ValueError(f"translate values must be in [0, 1] (finite fractions), got {tuple(translate)!r}")
             self.translate = (float(translate[0]), float(translate[1]))
         self.scale = (1.0, 1.0) if scale is None else check_range("scale", scale, low=1e-6)
         self.shear_x, self.shear_y = _shear_ranges(shear)
-        for name, (lo, hi) in (("shear", self.shear_x), ("shear", self.shear_y)):
-            if lo <= -90 or hi >= 90:
-                raise ValueError(f"{name} angles must lie strictly within (-90, 90) degrees, got ({lo}, {hi})")
 
     def _sample(self, n: int, size: tuple[int, int], generator: torch.Generator) -> Params:
         h, w = size
@@ -367,6 +386,10 @@ class Resize(_SizedTransform):
     def _sample(self, n: int, size: tuple[int, int], generator: torch.Generator) -> Params:
         return {"box": torch.tensor([0.0, 0.0, size[1], size[0]], dtype=torch.float64).expand(n, 4).clone()}
 
+    def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
+        """A skipped resize still resizes (it is deterministic): the whole image to the output size."""
+        return self.matrix(self._sample(batch_size, size, torch.Generator()), size)
+
 
 class CenterCrop(_SizedTransform):
     """Crop the central ``size`` region (padded with ``fill`` when larger than the image).
@@ -382,6 +405,25 @@ class CenterCrop(_SizedTransform):
 
     def _sample(self, n: int, size: tuple[int, int], generator: torch.Generator) -> Params:
         return {"box": _center_box(size, self.size, n)}
+
+
+def _padding(padding: Any) -> tuple[int, int, int, int]:
+    """RandomCrop's padding: ``None``, ``p``, ``(x, y)`` or ``(left, top, right, bottom)`` ints in [0, MAX_EXTENT]."""
+    allowed = f"a non-negative int, (x, y) or (left, top, right, bottom) of ints in [0, {MAX_EXTENT}]"
+    if padding is None:
+        return (0, 0, 0, 0)
+    values = (padding,) if not isinstance(padding, (list, tuple)) else tuple(padding)
+    if len(values) not in (1, 2, 4):  # (a one-element sequence is torchvision's torchscript form)
+        raise TypeError(f"padding must be {allowed}, got {padding!r}")
+    if not all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        raise TypeError(f"padding must be {allowed}, got {padding!r}")
+    if not all(0 <= v <= MAX_EXTENT for v in values):
+        raise ValueError(f"padding must be {allowed}, got {padding!r}")
+    if len(values) == 1:
+        return (values[0],) * 4  # type: ignore[return-value]
+    if len(values) == 2:
+        return (values[0], values[1], values[0], values[1])
+    return values  # type: ignore[return-value]
 
 
 class RandomCrop(_SizedTransform):
@@ -416,20 +458,10 @@ class RandomCrop(_SizedTransform):
         super().__init__(
             size=size, p=p, fill=fill, padding_mode=padding_mode, antialias=False, same_on_batch=same_on_batch, seed=seed
         )
-        if padding is None:
-            padding = 0
-        if isinstance(padding, int) and not isinstance(padding, bool):
-            padding = (padding,) * 4
-        elif isinstance(padding, (list, tuple)) and len(padding) == 2:
-            padding = (padding[0], padding[1], padding[0], padding[1])
-        if (
-            not isinstance(padding, (list, tuple))
-            or len(padding) != 4
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in padding)
-        ):
-            raise ValueError(f"padding must be a non-negative int, (x, y) or (left, top, right, bottom), got {padding!r}")
-        self.padding = tuple(padding)
-        self.pad_if_needed = bool(pad_if_needed)
+        self.padding = _padding(padding)
+        if not isinstance(pad_if_needed, bool):
+            raise TypeError(f"pad_if_needed must be a bool, got {pad_if_needed!r} ({type(pad_if_needed).__name__})")
+        self.pad_if_needed = pad_if_needed
 
     def _sample(self, n: int, size: tuple[int, int], generator: torch.Generator) -> Params:
         (h, w), (ch, cw) = size, self.size
@@ -445,8 +477,6 @@ class RandomCrop(_SizedTransform):
         wh = torch.tensor([cw, ch], dtype=torch.float64).expand(n, 2)
         return {"box": torch.cat([torch.stack([xs, ys], 1), wh], 1)}
 
-    def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
-        return box_matrix(_center_box(size, self.size, 1), self.size).expand(batch_size, 3, 3)
 
 
 class RandomResizedCrop(_SizedTransform):
@@ -486,7 +516,7 @@ class RandomResizedCrop(_SizedTransform):
         self.scale = check_range("scale", scale, low=0.0)
         self.ratio = check_range("ratio", ratio, low=1e-6)
         if self.scale[1] <= 0:
-            raise ValueError(f"scale must allow a positive area, got {self.scale}")
+            raise ValueError(f"scale must allow a positive area (max > 0), got {scale!r}")
 
     def _sample(self, n: int, size: tuple[int, int], generator: torch.Generator) -> Params:
         h, w = size

@@ -7,12 +7,13 @@ pixel leaves one by one. This is the single mechanism every transform goes throu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 
-from genaug.transforms.base import Params, Transform, on_selected
+from genaug.transforms.base import DRAWN_FOR, Params, Transform, on_selected, take_rows
 from genaug.transforms.photometric import apply_color_affine
 from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
 
@@ -167,7 +168,7 @@ def _batched_masks(
     if tuple(m.shape[-2:]) != size:
         raise ValueError(f"masks spatial size {tuple(m.shape[-2:])} does not match the image's {size}")
     shape = tuple(m.shape[1:])
-    return m.reshape(batch_size, -1, *size), shape
+    return m.reshape(batch_size, math.prod(shape[:-2]), *size), shape
 
 
 def _batched_points(name: str, value: Any, width: int, unbatched: bool, batch_size: int) -> torch.Tensor:
@@ -195,18 +196,28 @@ def _warp_options(stage: Stage) -> WarpOptions:
     return replace(options, **overrides) if overrides else options
 
 
-def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> Batch:
-    size, b = batch.size, batch.batch_size
+def chain_matrix(stages: list[Stage], size: tuple[int, int], batch_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
+    """The fused ``(B, 3, 3)`` matrix of consecutive geometric stages and the output size.
+
+    A sample a stage does not apply to gets the stage's neutral matrix (identity, or a sized op's
+    centre crop / whole-image resize), so every sample ends at the same size.
+    """
     total: torch.Tensor | None = None
     for stage in stages:
         params = _on_cpu(stage.params)
         m = stage.leaf.matrix(params, size)
         apply = params["apply"]
         if not bool(apply.all()):  # (CPU params: no sync)
-            m = torch.where(apply.view(-1, 1, 1), m, stage.leaf.neutral_matrix(size, b))
+            m = torch.where(apply.view(-1, 1, 1), m, stage.leaf.neutral_matrix(size, batch_size))
         total = m if total is None else total @ m
         size = stage.leaf.output_size(size)
-    assert total is not None
+    if total is None:  # no stage: the identity (a sample that picked no size-keeping alternative)
+        total = torch.eye(3, dtype=torch.float64).expand(batch_size, 3, 3)
+    return total, size
+
+
+def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> Batch:
+    total, size = chain_matrix(stages, batch.size, batch.batch_size)
     return warp_batch(batch, total, size, options)
 
 
@@ -249,6 +260,82 @@ def _run_pixel(stage: Stage, batch: Batch) -> Batch:
     return replace(batch, image=out, normalized=normalized)
 
 
+def _fuse_key(stage: Stage) -> Any:
+    options = _warp_options(stage)
+    return ("geometric", options.interpolation, options.padding_mode, options.fill)
+
+
+class Alternatives:
+    """The stage of a OneOf / SomeOf whose children change the image size (built per call).
+
+    Every child acts on the container's input, so a sample's result is the result of the
+    children it picked, run alone. Samples are grouped by the set of children they picked (a few
+    groups, never a loop over samples); each group follows its own path of leaves. When every
+    leaf is geometric with the same warp options, the paths are just matrices: the stage is
+    itself geometric and fuses with its neighbours into one warp. Otherwise each group is run on
+    its own samples and the results are put back in place.
+
+    A sample that picked no child gets the identity when the children keep the image size, and
+    otherwise the first child in its skipped form (a crop's centre crop, a resize's full resize).
+    """
+
+    def __init__(self, container: Any, overrides: dict[str, Any], flat: list[tuple[Transform, Params, dict[str, Any]]]):
+        self.container, self.overrides = container, overrides
+        leaves = [Stage(*f) for f in flat]
+        self.per_sample = all(s.leaf.per_sample for s in leaves)
+        self.needs_color_channels = any(s.leaf.needs_color_channels for s in leaves)
+        self.produces_normalized = any(getattr(s.leaf, "produces_normalized", False) for s in leaves)
+        if all(s.leaf.kind == "geometric" for s in leaves) and len({_fuse_key(s) for s in leaves}) == 1:
+            self.kind = "geometric"
+            options = [_warp_options(s) for s in leaves]
+            self.warp_options = replace(options[0], antialias=any(o.antialias for o in options))
+        else:
+            self.kind = "alternatives"
+
+    def output_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        return self.container.output_size(size)
+
+    def paths(self, params: Params) -> list[tuple[torch.Tensor, list[Stage]]]:
+        """``(sample indices, stages)`` per group of samples that picked the same children."""
+        chosen = params["picks"]
+        h, w = params[DRAWN_FOR]["size"]
+        picks = chosen
+        if self.container.output_size((h, w)) != (h, w):
+            picks = chosen.clone()
+            picks[:, 0] |= ~chosen.any(dim=1)  # nothing picked: the first child, skipped (gate False)
+        patterns, inverse = torch.unique(picks, dim=0, return_inverse=True)
+        out = []
+        for k, pattern in enumerate(patterns):
+            index = (inverse == k).nonzero().squeeze(1)
+            rows = take_rows(params, index)
+            stages = [
+                Stage(*leaf)
+                for c in pattern.nonzero().flatten().tolist()  # a CPU tensor: no device sync
+                for leaf in self.container.transforms[c].leaves(rows[str(c)], rows["picks"][:, c], self.overrides)
+            ]
+            out.append((index, stages))
+        return out
+
+    def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
+        total = torch.empty(params["picks"].shape[0], 3, 3, dtype=torch.float64)
+        for index, stages in self.paths(params):
+            total[index] = chain_matrix(stages, size, len(index))[0]
+        return total
+
+
+def _run_alternatives(stage: Stage, batch: Batch) -> Batch:
+    out: Batch | None = None
+    for index, stages in stage.leaf.paths(_on_cpu(stage.params)):  # type: ignore[attr-defined]
+        part = _run_groups(group_stages(stages), _select_batch(batch, index))
+        if out is None:
+            out = _allocate_like(part, batch)
+        elif part.normalized != out.normalized:
+            raise ValueError(f"the children of {type(stage.leaf.container).__name__} must all normalize or none")  # type: ignore[attr-defined]
+        out = _scatter(out, part, index)
+    assert out is not None
+    return out
+
+
 def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:
     """Group consecutive fusable stages: geometric ones sharing warp options, and colour ones."""
     groups: list[tuple[str, list[Stage]]] = []
@@ -257,8 +344,7 @@ def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:
         kind = stage.leaf.kind
         # antialias is decided for the fused matrix as a whole, so it does not split a chain.
         if kind == "geometric":
-            options = _warp_options(stage)
-            key: Any = ("geometric", options.interpolation, options.padding_mode, options.fill)
+            key: Any = _fuse_key(stage)
         else:
             key = kind
         if kind in ("geometric", "color") and groups and key == last_key:
@@ -284,6 +370,8 @@ def run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | di
     stages = [Stage(*leaf) for leaf in transform.leaves(params, None)]
     channels = batch.image.shape[1]
     for stage in stages:
+        if stage.leaf.kind == "geometric":
+            _warp_options(stage).check_channels(channels)
         if stage.leaf.needs_color_channels and channels not in (1, 3):
             raise ValueError(f"{type(stage.leaf).__name__} needs 1- or 3-channel images, got {channels} channels")
     groups = group_stages(stages)
@@ -305,6 +393,9 @@ def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
             batch = _run_geometric(group, batch, replace(options[0], antialias=any(o.antialias for o in options)))
         elif kind == "color":
             batch = _run_color(group, batch)
+        elif kind == "alternatives":
+            for stage in group:
+                batch = _run_alternatives(stage, batch)
         else:
             for stage in group:
                 batch = _run_pixel(stage, batch)
@@ -332,12 +423,33 @@ def _slice_batch(batch: Batch, start: int, stop: int) -> Batch:
     return replace(batch, **{k: (v[start:stop] if v is not None else None) for k, v in fields.items()})
 
 
+def _select_batch(batch: Batch, index: torch.Tensor) -> Batch:
+    """The samples ``index`` (a CPU index tensor) of ``batch``."""
+    fields = {name: getattr(batch, name) for name in _BATCHED_FIELDS}
+    picked = {k: (v.index_select(0, index.to(v.device, non_blocking=True)) if v is not None else None) for k, v in fields.items()}
+    return replace(batch, **picked)
+
+
+def _allocate_like(part: Batch, whole: Batch) -> Batch:
+    """An uninitialised batch of ``whole``'s batch size with ``part``'s per-sample shapes."""
+    b = whole.batch_size
+    fields = {name: getattr(part, name) for name in _BATCHED_FIELDS}
+    return replace(part, labels=whole.labels, **{k: (v.new_empty((b, *v.shape[1:])) if v is not None else None) for k, v in fields.items()})
+
+
+def _scatter(out: Batch, part: Batch, index: torch.Tensor) -> Batch:
+    """``out`` with the samples ``index`` replaced by ``part``'s."""
+    fields = {}
+    for name in _BATCHED_FIELDS:
+        target, value = getattr(out, name), getattr(part, name)
+        fields[name] = None if target is None else target.index_copy(0, index.to(target.device, non_blocking=True), value)
+    return replace(out, **fields)
+
+
 def _slice_groups(groups: list[tuple[str, list[Stage]]], start: int, stop: int) -> list[tuple[str, list[Stage]]]:
     """Params have one row per sample (the ``sample_params`` contract): take rows start..stop."""
-    def rows(params: Params) -> Params:
-        return {k: (v[start:stop] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in params.items()}
-
-    return [(kind, [s._replace(params=rows(s.params)) for s in group]) for kind, group in groups]
+    rows = slice(start, stop)
+    return [(kind, [s._replace(params=take_rows(s.params, rows)) for s in group]) for kind, group in groups]
 
 
 def _concat(parts: list[Batch], original: Batch) -> Batch:
@@ -350,11 +462,12 @@ def _concat(parts: list[Batch], original: Batch) -> Batch:
 
 def _empty(transform: Transform, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
     """An empty batch still gets the output's spatial size (crops and resizes change it)."""
-    size = batch.size
+    size, normalized = batch.size, False
     for leaf, _, _ in transform.leaves(transform.sample_params(0, size, torch.Generator()), None):
         size = leaf.output_size(size)
+        normalized = normalized or getattr(leaf, "produces_normalized", False)
     batch = batch.working()
     b, c = batch.image.shape[:2]
     image = batch.image.new_zeros(b, c, *size)
     masks = None if batch.masks is None else batch.masks.new_zeros(b, batch.masks.shape[1], *size)
-    return replace(batch, image=image, masks=masks).outputs()
+    return replace(batch, image=image, masks=masks, normalized=normalized).outputs()

@@ -2,7 +2,9 @@
 
 Matrices map *output* pixel coordinates to *input* pixel coordinates, with the centre of pixel
 ``(row i, col j)`` at ``(x=j, y=i)``. Boxes and keypoints use torchvision's continuous convention
-(pixel ``j`` spans ``[j, j+1)``), so they are shifted by half a pixel around the mapping.
+(pixel ``j`` spans ``[j, j+1)``), so they are shifted by half a pixel around the mapping. Masks are
+not resampled: each output pixel copies the input pixel that contains its source point
+(:func:`warp_masks`), exactly, whatever their dtype.
 """
 
 from __future__ import annotations
@@ -46,19 +48,38 @@ class WarpOptions:
     antialias: bool = True
 
     def __post_init__(self) -> None:
-        if self.interpolation not in INTERPOLATIONS:
-            raise ValueError(f"interpolation must be one of {INTERPOLATIONS}, got {self.interpolation!r}")
-        if self.padding_mode not in PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {PADDING_MODES}, got {self.padding_mode!r}")
-        fill = self.fill
-        if isinstance(fill, list):
-            fill = tuple(fill)
-            object.__setattr__(self, "fill", fill)
-        values = fill if isinstance(fill, tuple) else (fill,)
-        if not values or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            raise TypeError(f"fill must be a number or a tuple of numbers (one per channel), got {fill!r}")
+        from genaug.transforms.base import check_fill  # (base is imported first: no cycle)
+
+        for name, allowed in (("interpolation", INTERPOLATIONS), ("padding_mode", PADDING_MODES)):
+            value = getattr(self, name)
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be one of {allowed}, got {value!r} ({type(value).__name__})")
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+        # finite, in 0..1, one value or one per channel; stored as a float or a tuple of floats
+        object.__setattr__(self, "fill", check_fill("fill", self.fill))
         if not isinstance(self.antialias, bool):
-            raise TypeError(f"antialias must be a bool, got {self.antialias!r}")
+            raise TypeError(f"antialias must be a bool, got {self.antialias!r} ({type(self.antialias).__name__})")
+
+    def check_channels(self, channels: int) -> None:
+        """Raise ``ValueError`` unless ``fill`` suits an image with ``channels`` channels.
+
+        A per-channel fill needs one value or one per channel; its count can only be checked
+        against the image, so the executor calls this before warping. Only ``padding_mode=
+        "constant"`` uses the fill; the other modes ignore it.
+
+        Example:
+            >>> WarpOptions(fill=(0.5, 0.5, 0.5)).check_channels(1)
+            Traceback (most recent call last):
+            ...
+            ValueError: fill has 3 values (one per channel) but the image has 1 channel: give one value per channel or a single number
+        """
+        fill = self.fill
+        if self.padding_mode == "constant" and isinstance(fill, tuple) and len(fill) not in (1, channels):
+            raise ValueError(
+                f"fill has {len(fill)} values (one per channel) but the image has {channels} "
+                f"channel{'s' if channels != 1 else ''}: give one value per channel or a single number"
+            )
 
 
 def affine_inverse(m: torch.Tensor) -> torch.Tensor:
@@ -281,16 +302,204 @@ def warp_boxes(
     return out, keep
 
 
+# ---------------------------------------------------------------------------------------- masks
+#
+# Masks are not resampled: each output pixel copies one source pixel, picked by an integer index
+# computed once per call from the fused matrix and then gathered. The index is exact integer
+# (fixed-point) arithmetic, so it is the same for every mask dtype and on every device, and labels
+# of any dtype (bool, uint8, int64 up to 2**63, float) are copied bit for bit.
+
+#: Fixed-point resolution of the mask index: matrix entries are rounded to multiples of 2**-31 px.
+_FRAC_BITS = 31
+#: Each term of a source coordinate saturates at 2**28 px (far outside any image), so the
+#: fixed-point sums fit in int64 whatever the matrix.
+_MAX_TERM = 2.0**28
+#: The source grown by the overhang of the sampled positions may have this many times the pixels of
+#: the larger of the source and the output (its position -> pixel lookup table holds one int64 per
+#: pixel); a stronger zoom-out clamps or folds each axis instead.
+_MAX_GROWTH = 4
+
+
+def _fixed_point(m: np.ndarray, out_size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The source coordinate of output pixel centres in fixed point: ``(a, b, c)``, each ``(B, 2, 1)`` int64.
+
+    Per axis (x, y), ``u * 2**31 = a*j + b*i + c`` exactly (int64 arithmetic) for output pixel
+    ``(row i, col j)``: the matrix's entries rounded to multiples of ``2**-31``, with the half pixel
+    that turns pixel-centre coordinates into continuous ones (pixel ``p`` spans ``[p, p+1)``).
+    """
+    h, w = out_size
+    a = np.clip(m[:, :2, 0], -_MAX_TERM / max(w - 1, 1), _MAX_TERM / max(w - 1, 1))
+    b = np.clip(m[:, :2, 1], -_MAX_TERM / max(h - 1, 1), _MAX_TERM / max(h - 1, 1))
+    c = np.clip(m[:, :2, 2] + 0.5, -_MAX_TERM, _MAX_TERM)
+    a, b, c = (np.nan_to_num(np.rint(np.ldexp(v, _FRAC_BITS))).astype(np.int64)[:, :, None] for v in (a, b, c))
+    return a, b, c
+
+
+def _source_of(p: np.ndarray, n: int, padding_mode: str) -> np.ndarray:
+    """The source row (column) that position ``p`` reads: ``-1`` or ``n`` for the zero border in
+    constant mode (callers grow the source by one zero pixel), clamped for ``"border"``, mirrored
+    about the edges for ``"reflect"`` (numpy ``"symmetric"``: ``-1`` reads 0, ``n`` reads ``n-1``)."""
+    if padding_mode == "constant":
+        return np.clip(p, -1, n)
+    if padding_mode == "border":
+        return np.clip(p, 0, n - 1)
+    q = np.mod(p, 2 * n)  # period 2n
+    return np.minimum(q, 2 * n - 1 - q)
+
+
+def _mask_index(
+    matrix: torch.Tensor,
+    in_size: tuple[int, int],
+    out_size: tuple[int, int],
+    padding_mode: str,
+    device: torch.device,
+    source_bytes: int = 8,
+) -> tuple[torch.Tensor, bool, torch.Tensor | None]:
+    """Where every output pixel of a mask reads: ``(index, padded, grow)``.
+
+    ``index`` ``(B, h, w)`` int64 is a flat index into the source (grown by a one-pixel zero border
+    when ``padded``: constant mode with some position outside), or, when ``grow`` is given, into
+    the source first gathered through ``grow`` (a flat index ``(H', W')``: the source grown by the
+    overhang of the sampled positions, filled as ``padding_mode`` says).
+
+    Everything is decided on the CPU from the matrix, and the device gets its few numbers in one
+    copy; there is no loop over samples. Three layouts give the same pixels at different costs:
+
+    * axis-aligned matrices (crops, resizes, flips): rows and columns are independent, so they are
+      resolved on the CPU (``B*(h+w)`` numbers) and the device does one broadcast add;
+    * otherwise the device computes the position in the source grown by the overhang (a row term
+      plus a column term plus one carry per axis); the grown source is built once (``grow``) when
+      it is small (``source_bytes`` per pixel, all masks together), else each position is mapped
+      to a source pixel through the same table;
+    * a zoom-out so strong that the grown source would be huge builds each axis and clamps or
+      folds it.
+    """
+    (h_in, w_in), (h, w) = in_size, out_size
+    m = _host(matrix)
+    a, b, c = _fixed_point(m, out_size)  # u * 2**31 = a*j + b*i + c, per sample and axis (x, y)
+    # exact extremes of floor(u) over the output and the batch, per axis (u is affine in i and j)
+    span = a * (w - 1) + b * (h - 1) - np.abs(a) * (w - 1) - np.abs(b) * (h - 1)  # 2 * the min part
+    lo = ((span // 2 + c) >> _FRAC_BITS).min(axis=(0, 2))  # (2,): x, y
+    hi = ((a * (w - 1) + b * (h - 1) - span // 2 + c) >> _FRAC_BITS).max(axis=(0, 2))
+    extent = np.array([w_in, h_in])
+    before, after = np.maximum(-lo, 0), np.maximum(hi - (extent - 1), 0)  # overhang per axis
+    padded = padding_mode == "constant" and bool((before > 0).any() or (after > 0).any())
+    row_out = w_in + 2 if padded else w_in  # row length of the source the index points into
+    shift = 1 if padded else 0  # source pixel (y, x) sits at (y + 1, x + 1) in the grown source
+
+    def move(*parts: np.ndarray) -> list[torch.Tensor]:  # in one copy
+        packed = torch.from_numpy(np.concatenate([p.ravel() for p in parts]).astype(np.int64)).to(device, non_blocking=True)
+        return [t.view(p.shape) for t, p in zip(packed.split([p.size for p in parts]), parts)]
+
+    if bool((b[:, 0] == 0).all() and (a[:, 1] == 0).all()):  # axis-aligned: x from j only, y from i only
+        fx = (a[:, 0] * np.arange(w) + c[:, 0]) >> _FRAC_BITS  # (B, w)
+        fy = (b[:, 1] * np.arange(h) + c[:, 1]) >> _FRAC_BITS  # (B, h)
+        x_part, y_part = move(_source_of(fx, w_in, padding_mode) + shift, (_source_of(fy, h_in, padding_mode) + shift) * row_out)
+        return y_part.unsqueeze(2) + x_part.unsqueeze(1), padded, None
+
+    # floor(u) = r_int[j] + c_int[i] + carry, where carry = (the fractions add up to a pixel)
+    # = (r_frac[j] > c_cut[i]): exact
+    one = 1 << _FRAC_BITS
+    row_terms, col_terms = a * np.arange(w), b * np.arange(h) + c  # (B, 2, w), (B, 2, h)
+    r_int, r_frac = row_terms >> _FRAC_BITS, row_terms & (one - 1)
+    c_int, c_cut = col_terms >> _FRAC_BITS, (one - 1) - (col_terms & (one - 1))
+    grown_w, grown_h = w_in + int(before[0] + after[0]), h_in + int(before[1] + after[1])
+    base_j = r_int[:, 0] + r_int[:, 1] * grown_w  # (B, w): position in the grown source
+    base_i = (c_int[:, 0] + before[0]) + (c_int[:, 1] + before[1]) * grown_w  # (B, h)
+    if grown_w * grown_h <= _MAX_GROWTH * max(h * w, h_in * w_in):
+        cols = _source_of(np.arange(-before[0], w_in + after[0]), w_in, padding_mode) + shift
+        rows = (_source_of(np.arange(-before[1], h_in + after[1]), h_in, padding_mode) + shift) * row_out
+        row_part, col_part, lut_x, lut_y = move(
+            np.stack([base_j, r_frac[:, 0], r_frac[:, 1]], 1), np.stack([base_i, c_cut[:, 0], c_cut[:, 1]], 1), cols, rows
+        )
+        # int64 from the start (the gathers need it) and one reused bool carry: few large temporaries
+        position = torch.add(row_part[:, 0].unsqueeze(1), col_part[:, 0].unsqueeze(2))  # (B, h, w)
+        carry = torch.gt(row_part[:, 1].unsqueeze(1), col_part[:, 1].unsqueeze(2))
+        position.add_(carry)
+        position.add_(torch.gt(row_part[:, 2].unsqueeze(1), col_part[:, 2].unsqueeze(2), out=carry), alpha=grown_w)
+        if not (before.any() or after.any()):
+            return position, padded, None  # every position is a source pixel already
+        lookup = torch.add(lut_y.unsqueeze(1), lut_x).view(-1)  # grown position -> source pixel
+        if grown_w * grown_h * source_bytes <= 8 * h * w:  # growing the source costs less than mapping
+            return position, padded, lookup
+        return torch.gather(lookup, 0, position.view(-1)).view(position.shape), padded, None
+
+    if padding_mode == "reflect":  # only floor(u) mod 2n matters: keep the numbers small
+        period = 2 * extent.reshape(1, 2, 1)
+        r_int, c_int = np.mod(r_int, period), np.mod(c_int, period)
+    row_part, col_part = move(np.concatenate([r_int, r_frac], 1), np.concatenate([c_int, c_cut], 1))
+
+    def axis(ax: int, n: int) -> torch.Tensor:  # (B, h, w) source columns (ax = 0) or rows (ax = 1)
+        f = torch.add(row_part[:, ax].unsqueeze(1), col_part[:, ax].unsqueeze(2))
+        f.add_(torch.gt(row_part[:, 2 + ax].unsqueeze(1), col_part[:, 2 + ax].unsqueeze(2)))
+        if padding_mode == "reflect":
+            f.remainder_(2 * n)
+            return torch.minimum(f, (2 * n - 1) - f)
+        return f.clamp_(-shift, n - 1 + shift).add_(shift)
+
+    return axis(0, w_in).add_(axis(1, h_in), alpha=row_out), padded, None
+
+
+def warp_masks(
+    masks: torch.Tensor, matrix: torch.Tensor, out_size: tuple[int, int], padding_mode: str = "constant"
+) -> torch.Tensor:
+    """Warp masks ``(B, K, H, W)`` of any dtype by nearest neighbour: each output pixel copies one input pixel.
+
+    Output pixel ``(i, j)`` copies input pixel ``(floor(v), floor(u))``, where ``(u, v)`` is the
+    continuous source coordinate of its centre (``u = m00*j + m01*i + m02 + 1/2``, and ``v`` from
+    the second row), computed exactly in integer arithmetic from the matrix entries rounded to
+    multiples of ``2**-31`` px: the same for every mask dtype and on every device. That is the
+    nearest source pixel; a source point exactly halfway between two pixel centres goes to the
+    right/lower one (round half up: pixel ``p`` owns ``[p, p+1)``, the convention of boxes and
+    keypoints). Where the source point falls outside the image, ``padding_mode`` decides:
+
+    * ``"constant"``: 0 (``fill`` is an image intensity, not a label) when ``u`` is outside
+      ``[0, W)`` or ``v`` outside ``[0, H)``, the rule of ``keypoints_valid``;
+    * ``"border"``: the nearest edge pixel (the row and column are clamped);
+    * ``"reflect"``: the image mirrored about its edges, as ``grid_sample``'s reflection and NumPy's
+      ``"symmetric"`` padding (column ``-1`` reads ``0``, column ``W`` reads ``W-1``).
+
+    Values are copied, never converted: every output value is an input value (or 0), bit for bit,
+    for bool, integer (``int64`` near ``2**63`` included) and float masks, so the same labels stored
+    in two dtypes give the same result, and flips and integer crops copy exactly. A
+    nearest-interpolated image picks the same pixels except where the two roundings differ: at
+    exact ties (``grid_sample`` rounds half to even, from a floating-point grid) and, in constant
+    mode, in sub-pixel slivers at the image's corners, where the image's fill follows how much of
+    the output pixel's footprint is inside.
+
+    Args:
+        masks: ``(B, K, H, W)``, any dtype, on any device.
+        matrix: ``(B, 3, 3)`` output → input pixel-centre coordinates (float64, on the CPU).
+        out_size: ``(h, w)``.
+        padding_mode: ``"constant"``, ``"border"`` or ``"reflect"``.
+
+    Returns:
+        ``(B, K, h, w)``, same dtype and device as ``masks``. No device value is read (decisions are
+        taken on the CPU matrix) and there is no Python loop over samples.
+
+    Example:
+        >>> ccw90 = torch.tensor([[[0.0, -1, 1], [1, 0, 0], [0, 0, 1]]], dtype=torch.float64)  # 90° counter-clockwise
+        >>> warp_masks(torch.tensor([[[[1, 2], [3, 4]]]]), ccw90, (2, 2)).tolist()
+        [[[[2, 4], [1, 3]]]]
+    """
+    b, k, h_in, w_in = masks.shape
+    h, w = out_size
+    if masks.numel() == 0 or h * w == 0:  # nothing to copy (or from)
+        return masks.new_zeros((b, k, h, w))
+    index, padded, grow = _mask_index(matrix, (h_in, w_in), out_size, padding_mode, masks.device, k * masks.element_size())
+    source = F.pad(masks, (1, 1, 1, 1)) if padded else masks  # zeros, for every dtype
+    flat = source.reshape(b, k, source.shape[-2] * source.shape[-1])
+    if grow is not None:  # the source grown by the overhang, mirrored / repeated / zero-filled
+        flat = torch.gather(flat, 2, grow.view(1, 1, -1).expand(b, k, grow.numel()))
+    return torch.gather(flat, 2, index.view(b, 1, h * w).expand(b, k, h * w)).view(b, k, h, w)
+
+
 def warp_batch(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], options: WarpOptions) -> Batch:
     """Warp the image and every target of ``batch`` with one matrix (the fused chain)."""
     image = warp_image(batch.image, matrix, out_size, options)
     masks = batch.masks
     if masks is not None:
-        nearest = WarpOptions(interpolation="nearest", padding_mode=options.padding_mode, antialias=False)
-        # Nearest sampling copies values; float64 holds every integer label up to 2**53 exactly.
-        work = image.dtype if masks.is_floating_point() else (torch.float32 if masks.element_size() <= 2 else torch.float64)
-        warped = warp_image(masks.to(work), matrix, out_size, nearest)
-        masks = warped.to(masks.dtype) if masks.is_floating_point() else warped.round_().to(masks.dtype)
+        masks = warp_masks(masks, matrix, out_size, options.padding_mode)  # by index: exact for every dtype
     boxes, boxes_valid = batch.boxes, batch.boxes_valid
     if boxes is not None:
         assert boxes_valid is not None
