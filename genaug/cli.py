@@ -1,4 +1,4 @@
-"""The ``genaug`` command: ``genaug demo`` and ``genaug train``."""
+"""The ``genaug`` command: ``genaug demo``, ``genaug train`` and ``genaug evaluate-generator``."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import sys
 from typing import Sequence
 
 from genaug.generative.cli import register as register_train
+from genaug.metrics.cli import register as register_evaluate
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="seed of the demo pipeline (default: 0)")
     demo.set_defaults(func=_demo)
     register_train(sub)
+    register_evaluate(sub)
     return parser
 
 

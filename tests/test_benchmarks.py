@@ -39,3 +39,11 @@ def test_generative_quality_speed_only(tmp_path):
     run_script("benchmarks/generative_quality.py", "--skip-cas", "--models", "mnist-cvae", "--out", str(out),
                "--json", str(js))
     assert "| mnist-cvae |" in out.read_text() and js.exists()
+
+
+def test_generator_eval_quick(tmp_path):
+    out = tmp_path / "eval.md"
+    run_script("benchmarks/generator_eval.py", "--quick", "--models", "mnist-cgan", "--cas-seeds", "--out", str(out),
+               "--reports", str(tmp_path / "reports"))
+    table = out.read_text()
+    assert "| FID |" in table and "mnist-cgan" in table
