@@ -8,6 +8,7 @@ from typing import Sequence
 
 from genaug.generative.cli import register as register_train
 from genaug.metrics.cli import register as register_evaluate
+from genaug.robustness.cli import register as register_robustness
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(func=_demo)
     register_train(sub)
     register_evaluate(sub)
+    register_robustness(sub)
     return parser
 
 

@@ -16,7 +16,7 @@ import torch
 
 import genaug as ga
 from genaug._atomic import atomic_write_bytes
-from genaug.generative.demo import write_generative_demo
+from genaug.generative.demo import write_augmenter_demo, write_generative_demo
 from genaug.transforms.base import Params
 
 AUGMENTATIONS_PER_IMAGE = 8
@@ -132,4 +132,5 @@ def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) ->
     out.mkdir(parents=True, exist_ok=True)
     paths = list(write_transform_grid(out, seed))
     paths.extend(write_generative_demo(out))
+    paths.append(write_augmenter_demo(out, seed))
     return paths

@@ -204,6 +204,14 @@ TABLE: dict[type, tuple[dict[str, Any], dict[str, Arg]]] = {
             "std": Arg([0.2, 0.2, 0.2], [0.2, 0.2, 0.2], None, floats_outside(0.0, INF, low_open=True)),
         },
     ),
+    ga.GenerativeSample: ({"model": "mnist-cgan"}, {"p": P(), "seed": SEED(),
+        "truncation": Arg(1.0, scalar_bad=floats_outside(0.0, INF, low_open=True))}),
+    ga.LatentNoise: ({"model": "mnist-cvae"}, {"p": P(), "seed": SEED(),
+        "sigma": Arg(0.5, (0.2, 0.8), floats_outside(0.0, INF), floats_outside(0.0, INF))}),
+    ga.LatentInterpolate: ({"model": "mnist-cvae"}, {"p": P(), "seed": SEED(),
+        "alpha": Arg(0.5, (0.2, 0.8), floats_outside(0.0, 1.0), floats_outside(0.0, 1.0))}),
+    ga.Corruption: ({"name": "fog", "severity": 3}, {"severity": Arg(3, None, ints_outside(1, 5)), **COLOR_COMMON}),
+    ga.RandomCorruption: ({}, {"severity": Arg(3, (1, 5), ints_outside(1, 5), ints_outside(1, 5)), **COLOR_COMMON}),
 }
 
 _CHILDREN = [ga.RandomRotation(3), ga.RandomHorizontalFlip()]

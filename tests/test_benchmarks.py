@@ -47,3 +47,9 @@ def test_generator_eval_quick(tmp_path):
                "--reports", str(tmp_path / "reports"))
     table = out.read_text()
     assert "| FID |" in table and "mnist-cgan" in table
+
+
+def test_generative_augment_speed_quick(tmp_path):
+    out = tmp_path / "ga.md"
+    run_script("benchmarks/generative_augment_speed.py", "--quick", "--out", str(out))
+    assert "| 28×28×1 | float32 |" in out.read_text()

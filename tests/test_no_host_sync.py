@@ -97,3 +97,37 @@ def test_vae_encode_decode_and_interpolation_read_no_device_value():
     assert vae.decode(torch.randn(3, 16), labels=[1, 2, 3]).shape == (3, 1, 28, 28)
     assert interpolate(gan, torch.randn(64), torch.randn(64), steps=5, labels=2).shape == (5, 1, 28, 28)
     assert interpolate(vae, torch.randn(16), torch.randn(16), steps=5, labels=2).device.type == "meta"
+
+
+GENERATIVE = {  # 3x32x32 inputs: adapt=True resizes and converts them for the 1x28x28 models
+    "GenerativeSample-gan": lambda g, v: ga.GenerativeSample(g, p=0.5, adapt=True),
+    "GenerativeSample-vae": lambda g, v: ga.GenerativeSample(v, p=1.0, truncation=1.5, adapt=True),
+    "LatentNoise": lambda g, v: ga.LatentNoise(v, sigma=(0.1, 0.5), p=0.5, adapt=True),
+    "LatentInterpolate": lambda g, v: ga.LatentInterpolate(v, p=0.5, adapt=True),
+    "LatentInterpolate-same-class": lambda g, v: ga.LatentInterpolate(v, mode="lerp", partners="same_class", adapt=True),
+    "Compose": lambda g, v: ga.Compose([ga.RandomResizedCrop(28), ga.RandomRotation(10),
+                                        ga.LatentInterpolate(v, adapt=True), ga.GenerativeSample(g, adapt=True),
+                                        ga.LatentNoise(v, p=0.5, adapt=True), ga.ColorJitter(0.3, 0.3)]),
+}
+
+
+@pytest.fixture(scope="module")
+def shipped():
+    return ga.load_model("mnist-cgan"), ga.load_model("mnist-cvae")
+
+
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.uint8])
+@pytest.mark.parametrize("name", sorted(GENERATIVE))
+def test_generative_augmenters_read_no_device_value(name, dtype, soft, shipped):
+    # The models stay on the CPU: each augmenter copies its model to the images' device (meta) once.
+    # Labels on the device are not range-checked there (that check would read them); CPU labels are.
+    aug = GENERATIVE[name](*shipped)
+    meta = dict(device="meta")
+    labels = torch.empty(4, 10, **meta) if soft else torch.empty(4, dtype=torch.int64, **meta)
+    image = torch.empty(4, 3, 32, 32, dtype=dtype, **meta)
+    out, params = aug(image, masks=torch.empty(4, 32, 32, dtype=torch.int64, **meta), boxes=torch.empty(4, 2, 4, **meta),
+                      keypoints=torch.empty(4, 3, 2, **meta), labels=labels, return_params=True)
+    assert all(v.device.type == "meta" for v in out.values())
+    assert out["image"].shape[0] == 4 and out["labels"].shape[0] == 4
+    assert aug(image, labels=labels, params=params)["image"].device.type == "meta"  # replay (recorded partners)

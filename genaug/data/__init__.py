@@ -1,5 +1,8 @@
-"""Datasets: built-in data (mnist5k, digits, photos) and adapters for torchvision datasets."""
+"""Datasets: built-in data (mnist5k, digits, photos), adapters for torchvision datasets, and
+synthetic data (``SyntheticDataset``, ``MixedDataset``)."""
 
 from .builtin import BUILTIN_NAMES, ImageTensorDataset, from_dataset, load_builtin
+from .mixed import MixedDataset
+from .synthetic import SyntheticDataset
 
-__all__ = ["BUILTIN_NAMES", "ImageTensorDataset", "from_dataset", "load_builtin"]
+__all__ = ["BUILTIN_NAMES", "ImageTensorDataset", "MixedDataset", "SyntheticDataset", "from_dataset", "load_builtin"]

@@ -1,4 +1,4 @@
-"""Generative models (conditional VAE and GAN), the reference classifier, training and checkpoints.
+"""Generative models (conditional VAE and GAN), the reference classifier, training, checkpoints and augmenters.
 
 Example:
     >>> import torch
@@ -7,6 +7,7 @@ Example:
     >>> images = gan.sample(16, labels=7, generator=torch.Generator().manual_seed(0))  # (16, 1, 28, 28) in [0, 1]
 """
 
+from .augment import GenerativeSample, LatentInterpolate, LatentNoise
 from .checkpoint import (SHIPPED, CheckpointError, checkpoint_info, load_model, read_checkpoint,
                          save_checkpoint)
 from .latent import interpolate, lerp, slerp
@@ -15,5 +16,6 @@ from .models import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVA
 from .train import TrainConfig, TrainResult, train
 
 __all__ = ["SHIPPED", "CheckpointError", "Classifier", "ClassifierConfig", "ConditionalGAN", "ConditionalVAE",
-           "GANConfig", "TrainConfig", "TrainResult", "VAEConfig", "checkpoint_info", "interpolate", "lerp",
-           "load_model", "read_checkpoint", "save_checkpoint", "slerp", "train"]
+           "GANConfig", "GenerativeSample", "LatentInterpolate", "LatentNoise", "TrainConfig", "TrainResult",
+           "VAEConfig", "checkpoint_info", "interpolate", "lerp", "load_model", "read_checkpoint", "save_checkpoint",
+           "slerp", "train"]

@@ -5,6 +5,16 @@ from __future__ import annotations
 import torch
 
 
+def _weights(t: float | torch.Tensor, z0: torch.Tensor) -> torch.Tensor:
+    """``t`` as a tensor that broadcasts against the latents: a scalar, T weights for one latent
+    (-> (T, 1)), or one weight per row of batched latents, shaped (B, 1)."""
+    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
+    if t.dim() == 1 and z0.dim() == 1:
+        return t[:, None]
+    if t.dim() == 0 or (t.dim() == z0.dim() and t.shape[-1] == 1 and t.shape[:-1] == z0.shape[:-1]):
+        return t
+    raise ValueError(f"t must be a float, a 1-D tensor when z0/z1 are 1-D latents, or one weight per row "
+                     f"shaped {(*z0.shape[:-1], 1)}; got shape {tuple(t.shape)}")
 
 
 def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.Tensor:
@@ -12,8 +22,8 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.T
 
     Args:
         z0, z1: latents of the same shape, e.g. (Z,) or (B, Z).
-        t: a float, or a 1-D tensor of T weights; with latents of shape (Z,) a 1-D ``t``
-            gives (T, Z).
+        t: a float, or a 1-D tensor of T weights (latents (Z,) -> result (T, Z)), or one
+            weight per row of batched latents (B, Z), shaped (B, 1).
 
     Returns:
         The interpolated latents.
@@ -26,11 +36,7 @@ def lerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor) -> torch.T
     """
     if z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 must have the same shape; got {tuple(z0.shape)} and {tuple(z1.shape)}")
-    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
-    if t.dim() == 1 and z0.dim() == 1:
-        t = t[:, None]
-    elif t.dim() not in (0,) and not (t.dim() == 1 and z0.dim() == 1):
-        raise ValueError("t must be a float, or a 1-D tensor when z0/z1 are 1-D latents")
+    t = _weights(t, z0)
     return z0 + t * (z1 - z0)
 
 
@@ -42,7 +48,8 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor, eps: floa
 
     Args:
         z0, z1: latents of the same shape (..., Z).
-        t: a float, or a 1-D tensor of T weights (latents (Z,) -> result (T, Z)).
+        t: a float, or a 1-D tensor of T weights (latents (Z,) -> result (T, Z)), or one
+            weight per row of batched latents (B, Z), shaped (B, 1).
         eps: tolerance for the parallel fallback.
 
     Returns:
@@ -55,11 +62,7 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: float | torch.Tensor, eps: floa
     """
     if z0.shape != z1.shape:
         raise ValueError(f"z0 and z1 must have the same shape; got {tuple(z0.shape)} and {tuple(z1.shape)}")
-    t = torch.as_tensor(t, dtype=z0.dtype, device=z0.device)
-    if t.dim() == 1 and z0.dim() == 1:
-        t = t[:, None]
-    elif t.dim() != 0:
-        raise ValueError("t must be a float, or a 1-D tensor when z0/z1 are 1-D latents")
+    t = _weights(t, z0)
     n0 = z0 / z0.norm(dim=-1, keepdim=True).clamp_min(eps)
     n1 = z1 / z1.norm(dim=-1, keepdim=True).clamp_min(eps)
     dot = (n0 * n1).sum(-1, keepdim=True).clamp(-1.0, 1.0)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 
 from genaug.transforms.base import Params, Transform
@@ -68,11 +69,43 @@ def run_targets(
 
     genaug's call needs an image to carry the batch size and spatial size, so a zero placeholder of
     the real image's channel count (a stride-0 view, nothing allocated) stands in for it; its
-    output is discarded. ``batch_size=None`` means an unbatched sample.
+    output is discarded. The batch is marked as a placeholder, so generative augmenters only clear
+    the targets of the samples they replace, without running their model (or needing labels).
+    ``batch_size=None`` means an unbatched sample.
     """
+    from genaug.transforms.pipeline import Batch, run
+
     shape = (channels, *size) if batch_size is None else (batch_size, channels, *size)
     placeholder = torch.zeros((), device=device).expand(shape)
-    return aug(placeholder, masks=masks, boxes=boxes, keypoints=keypoints, params=params)
+    batch = Batch.from_inputs(placeholder, masks=masks, boxes=boxes, keypoints=keypoints)
+    batch.placeholder = True
+    aug.check_params(params, batch.batch_size, batch.size)
+    return run(aug, params, batch)  # type: ignore[return-value]  (targets given: a dict)
+
+
+def label_in(label: Any) -> torch.Tensor:
+    """A sample's label as a tensor: class id (an int, NumPy integer or integer tensor) or class weights (K,).
+
+    Example:
+        >>> label_in(3)
+        tensor(3)
+    """
+    if isinstance(label, torch.Tensor):
+        return label.as_subclass(torch.Tensor)
+    if isinstance(label, bool) or not isinstance(label, (int, np.integer, np.ndarray)):
+        raise TypeError(f"a sample's label must be a class id (int) or a tensor / array of class weights, got "
+                        f"{type(label).__name__}")
+    return torch.as_tensor(np.asarray(label))
+
+
+def label_out(like: Any, label: torch.Tensor, numpy: bool) -> Any:
+    """``label`` in the type the sample's label came as: a tensor or array stays one, an int stays an
+    int while it is a class id; soft labels come as a NumPy array (``numpy``) or a tensor."""
+    if isinstance(like, torch.Tensor):
+        return label
+    if isinstance(like, np.ndarray) or label.is_floating_point():
+        return np.asarray(label.cpu().numpy()) if numpy or isinstance(like, np.ndarray) else label
+    return type(like)(label.reshape(()).item())  # a CPU label that came as a Python or NumPy int
 
 
 def collapse_invalid_boxes(boxes: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

@@ -17,8 +17,8 @@ import torch
 from albumentations.core.keypoints_utils import angle_to_2pi_range
 from albumentations.core.transforms_interface import DualTransform
 
-from genaug.integrations import check_transform, run_targets
-from genaug.transforms.base import Params, Transform, check_probability, expand_params
+from genaug.integrations import check_transform, label_in, label_out, run_targets
+from genaug.transforms.base import Params, Transform, check_probability, expand_params, tree_uses_labels
 from genaug.transforms.serialization import from_dict
 
 # Albumentations' internal keypoint columns: x, y, z, angle (radians, [0, 2pi)), scale, extras...
@@ -46,6 +46,10 @@ class AlbumentationsTransform(DualTransform):
         * ``keypoints`` (from ``keypoint_params``): albumentations' pixel-index coordinates
           (pixel ``j`` at ``x = j``); the angle and scale columns follow the local geometry (a
           flip mirrors the angle, a 2x zoom doubles the scale); any other column is unchanged.
+        * ``label``: the image's class, for transforms that use labels (generative augmenters):
+          an int (or NumPy integer) class id, or class weights ``(K,)``; it comes back replaced by
+          the augmenter's label (an int stays an int while it is a class id; soft labels come back
+          as a float array). Other transforms pass it through.
 
     Example:
         >>> import numpy as np, albumentations as A, genaug as ga
@@ -74,6 +78,10 @@ class AlbumentationsTransform(DualTransform):
         state = self.__dict__.copy()
         state["_fused"] = None
         return state
+
+    @property
+    def targets(self) -> dict[str, Any]:
+        return {**super().targets, "label": self.apply_to_label}
 
     # ------------------------------------------------------------------ serialization
     def get_transform_init_args_names(self) -> tuple[str, ...]:
@@ -108,8 +116,12 @@ class AlbumentationsTransform(DualTransform):
         points = [_bbox_points(v, context) if k == "bboxes" else _keypoint_points(v) for k, v in groups]
         counts = [len(p) for p in points]
         flat = torch.cat(points) if points else None
-        result = self.aug(_image_in(image), masks=masks, keypoints=flat, params=context["genaug_params"])
+        label = data.get("label") if tree_uses_labels(self.aug) else None
+        labels = None if label is None else label_in(label)
+        result = self.aug(_image_in(image), masks=masks, keypoints=flat, labels=labels, params=context["genaug_params"])
         result = result if isinstance(result, dict) else {"image": result}
+        if label is not None:  # small: kept in the params, so that replay mode relabels too
+            context["genaug_label"], context["genaug_label_out"] = labels, label_out(label, result["labels"], numpy=True)
         outputs = [(image, _image_out(result["image"], image))]
         if mask_key:
             outputs.append((data[mask_key], _mask_out(result["masks"], data[mask_key], mask_key)))
@@ -144,7 +156,11 @@ class AlbumentationsTransform(DualTransform):
         cached = self._cached(img, params)
         if cached is not None:
             return cached
-        return _image_out(self.aug(_image_in(img), params=params["genaug_params"]), img)
+        out = self.aug(_image_in(img), labels=params.get("genaug_label"), params=params["genaug_params"])
+        return _image_out(out["image"] if isinstance(out, dict) else out, img)
+
+    def apply_to_label(self, label: Any, **params: Any) -> Any:
+        return params.get("genaug_label_out", label)
 
     def apply_to_images(self, images: np.ndarray, **params: Any) -> np.ndarray:
         batch = torch.from_numpy(np.ascontiguousarray(images))

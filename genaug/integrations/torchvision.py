@@ -17,14 +17,15 @@ from typing import Any
 
 import PIL.Image
 import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
 from torchvision import tv_tensors
 from torchvision.ops import box_convert
 from torchvision.transforms.v2 import Transform as _V2Transform
 from torchvision.transforms.v2 import functional as F
 from torchvision.transforms.v2._utils import is_pure_tensor
 
-from genaug.integrations import check_transform, collapse_invalid_boxes, run_targets
-from genaug.transforms.base import Transform
+from genaug.integrations import check_transform, collapse_invalid_boxes, label_in, label_out, run_targets
+from genaug.transforms.base import Transform, tree_uses_labels
 
 _KeyPoints: type | None = getattr(tv_tensors, "KeyPoints", None)  # torchvision >= 0.23
 _BOX_FORMATS = {"XYXY": "xyxy", "XYWH": "xywh", "CXCYWH": "cxcywh"}
@@ -50,6 +51,11 @@ class TorchvisionTransform(_V2Transform):
     * ``tv_tensors.KeyPoints``: ``(..., 2)`` for a single image, ``(B, ..., 2)`` for a batch, in
       continuous pixel coordinates; points that leave the image are kept
       (``v2.SanitizeKeyPoints`` removes them).
+    * the label, when ``aug`` uses labels (a generative augmenter): found as torchvision's ``MixUp``
+      finds it (the second item of a tuple / list, else a dict's ``"label"`` key, else ``"labels"``,
+      else a key containing ``"label"``, also inside the second item's dict): an int class id, an
+      integer tensor (``(B,)`` for a batch) or class weights ``(K,)`` / ``(B, K)``. It comes back
+      replaced by the augmenter's labels (an int stays an int while the labels stay class ids).
 
     Example:
         >>> import torch, genaug as ga
@@ -74,6 +80,25 @@ class TorchvisionTransform(_V2Transform):
     def extra_repr(self) -> str:
         return f"aug={self.aug!r}"
 
+    def forward(self, *inputs: Any) -> Any:
+        """torchvision's ``forward``, plus the sample's label when ``aug`` uses labels."""
+        if not tree_uses_labels(self.aug):
+            return super().forward(*inputs)
+        sample = inputs if len(inputs) > 1 else inputs[0]
+        flat, spec = tree_flatten(sample)
+        self.check_inputs(flat)
+        where = _label_index(tree_unflatten(list(range(len(flat))), spec))
+        if where is None:
+            raise ValueError(
+                f"{type(self).__name__}: {type(self.aug).__name__} uses labels (a generative augmenter), but the sample "
+                "has none where torchvision's MixUp looks: pass (image, label) or a dict with a 'label' or 'labels' entry"
+            )
+        needs = self._needs_transform_list([None if i == where else x for i, x in enumerate(flat)])
+        params = self.make_params([x for x, needed in zip(flat, needs) if needed], label=flat[where])
+        out = [self.transform(x, params) if needed else x for x, needed in zip(flat, needs)]
+        out[where] = params["label"]
+        return tree_unflatten(out, spec)
+
     # ------------------------------------------------------------------ v2 hooks
     def check_inputs(self, flat_inputs: list[Any]) -> None:
         for x in flat_inputs:
@@ -87,16 +112,16 @@ class TorchvisionTransform(_V2Transform):
                     f"got {x.format.name} (rotated boxes are not supported)"
                 )
 
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+    def make_params(self, flat_inputs: list[Any], label: Any = None) -> dict[str, Any]:
         """Sample one genaug parameter set and run the image and first targets through genaug at once.
 
         Returns the genaug ``params`` with what :meth:`transform` needs to replay them on any input;
-        ``outputs`` caches the results of the fused call.
+        ``outputs`` caches the results of the fused call, ``label`` the sample's label after it.
         """
         kinds = [(_kind(x), x) for x in flat_inputs]
         first = {k: x for k, x in reversed(kinds) if k is not None}  # the first input of each kind
         if not first:
-            return {"genaug": None, "outputs": []}
+            return {"genaug": None, "outputs": [], "label": label}
         image = _to_tensor(first["image"]) if "image" in first else None
         batch_size = image.shape[0] if image is not None and image.dim() == 4 else None
         anchor = first.get("image", first.get("masks"))
@@ -121,9 +146,13 @@ class TorchvisionTransform(_V2Transform):
         }
         # The fused call: the image plus the first mask, box set and keypoint set.
         targets = {k: _TARGETS_IN[k](x, batch_size) for k, x in first.items() if k != "image"}
+        context["label"] = label
         if image is not None:
-            result = self.aug(image, **targets, params=params)
-        else:
+            labels = None if label is None else label_in(label)
+            result = self.aug(image, **targets, labels=labels, params=params)
+            if label is not None:
+                context["label"] = label_out(label, result["labels"], numpy=False)
+        else:  # targets only: a generative augmenter just clears the ones of the samples it replaces
             result = run_targets(self.aug, params, **_replay_context(context), **targets)
         result = result if isinstance(result, dict) else {"image": result}
         context["outputs"] = [(x, _output(k, x, result)) for k, x in first.items()]
@@ -144,6 +173,29 @@ class TorchvisionTransform(_V2Transform):
 
 
 # ---------------------------------------------------------------------------------- conversions
+
+
+def _label_index(marked: Any) -> int | None:
+    """Where the label is in a sample whose leaves were replaced by their flat indices, or None.
+
+    torchvision ``MixUp``'s heuristic: the second item of a tuple / list, else (in the sample or in
+    that second item) a dict's ``"label"`` key, else ``"labels"`` (any case; ``"label"`` first: in a
+    detection sample ``"labels"`` are the boxes' labels), else a key containing ``"label"``.
+    """
+    node = marked
+    if isinstance(node, (tuple, list)):
+        if len(node) < 2:
+            return None
+        node = node[1]
+        if isinstance(node, int):
+            return node
+    if isinstance(node, dict):
+        keys = [k for k in node if isinstance(k, str)]
+        key = next((k for name in ("label", "labels") for k in keys if k.lower() == name), None)
+        key = key or next((k for k in keys if "label" in k.lower()), None)
+        if key is not None and isinstance(node[key], int):
+            return node[key]
+    return None
 
 
 def _kind(x: Any) -> str | None:

@@ -10,8 +10,12 @@ dict of parameter tensors with a leading batch dimension (on the CPU, from its o
 * ``"color"`` ops implement :meth:`Transform.color_affine` (a per-sample affine color map);
   consecutive ones are multiplied into one map, applied in one pass.
 * ``"pixel"`` ops implement :meth:`Transform.apply` on the image tensor.
+* ``"replace"`` ops implement :meth:`Transform.replace_samples`: they replace whole samples (image and
+  label), e.g. with a generative model's output (:mod:`genaug.generative.augment`). The executor
+  runs each once on the whole batch and marks the masks, boxes and keypoints of the samples they
+  replace as no longer applying.
 
-Adding a transform means writing one class with ``_sample`` and one of those three methods; the
+Adding a transform means writing one class with ``_sample`` and one of those four methods; the
 call path, replay, targets, serialization and the adapters come from here.
 """
 
@@ -343,6 +347,19 @@ def on_selected(
     return image.index_copy(0, device_index, fn(image.index_select(0, device_index), index))
 
 
+def tree_uses_labels(transform: Any) -> bool:
+    """Whether ``transform`` or any transform inside it (containers recurse) uses labels.
+
+    Example:
+        >>> import genaug as ga
+        >>> tree_uses_labels(ga.Compose([ga.RandomRotation(10)]))
+        False
+    """
+    if getattr(transform, "uses_labels", False):
+        return True
+    return any(tree_uses_labels(t) for t in getattr(transform, "transforms", ()))
+
+
 class Transform:
     """Base class of every genaug transform.
 
@@ -367,6 +384,9 @@ class Transform:
     #: each output sample depends only on its own input sample and params (the executor may then
     #: process a batch in chunks); third-party batch callables, which might mix samples, do not.
     per_sample: ClassVar[bool] = True
+    #: the op reads or replaces the labels passed with ``labels=`` (generative augmenters); the
+    #: torchvision and albumentations adapters then hand a sample's label to the call.
+    uses_labels: ClassVar[bool] = False
     _init_args: dict[str, Any]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -511,6 +531,22 @@ class Transform:
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         """(pixel ops) transform a float ``(B, C, H, W)`` image; gating by ``apply`` is done by the caller."""
+        raise NotImplementedError
+
+    def replace_samples(self, batch: Any, params: Params, index: torch.Tensor) -> tuple[torch.Tensor, Any]:
+        """(replace ops) New images for the samples ``index`` and the labels of the whole batch.
+
+        Args:
+            batch: the working :class:`~genaug.transforms.pipeline.Batch` (float images, targets, labels).
+            params: this op's params (``apply`` already gated); a replace op may store what it
+                derived from *other* samples of the batch (e.g. a partner's latent) in a nested dict
+                of its params, so that replaying one sample alone works (see ``LatentInterpolate``).
+            index: CPU indices of the samples ``params["apply"]`` picks (possibly none).
+
+        Returns:
+            ``(images, labels)``: ``(len(index), C, H, W)`` images in the batch's dtype and device,
+            and the labels of the whole batch after the op, in the form the user passed them.
+        """
         raise NotImplementedError
 
     # ------------------------------------------------------------------ composition hooks

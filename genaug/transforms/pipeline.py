@@ -2,7 +2,9 @@
 
 ``run`` flattens a transform (or a Compose tree) into leaves, groups consecutive geometric leaves
 that share warp options into one warp, consecutive colour leaves into one colour map, and applies
-pixel leaves one by one. This is the single mechanism every transform goes through.
+pixel leaves one by one. Replace leaves (generative augmenters) split the chain: each runs once on
+the whole batch, and the fused groups before and after it run as usual (chunked on the CPU). This
+is the single mechanism every transform goes through.
 """
 
 from __future__ import annotations
@@ -45,6 +47,9 @@ class Batch:
     keypoints_valid: torch.Tensor | None = None  # (B, N) bool
     labels: torch.Tensor | None = None
     normalized: bool = False
+    #: the image is a stand-in for targets replayed without their image (the adapters'
+    #: ``run_targets``): replace stages then only mark the targets of the samples they replace.
+    placeholder: bool = False
 
     @property
     def batch_size(self) -> int:
@@ -260,6 +265,35 @@ def _run_pixel(stage: Stage, batch: Batch) -> Batch:
     return replace(batch, image=out, normalized=normalized)
 
 
+def _run_replace(stage: Stage, batch: Batch) -> Batch:
+    """A stage that replaces whole samples (a generative augmenter): new images and labels.
+
+    The leaf makes the new images of the samples its ``apply`` picks (chosen on the CPU: no sync)
+    in one batched call and says what the labels of the whole batch become. The targets of a
+    replaced sample no longer describe its image: its masks are zeroed (the background class) and
+    its boxes and keypoints marked invalid (coordinates kept, so shapes stay fixed).
+    """
+    leaf = stage.leaf
+    if batch.normalized:
+        raise ValueError(f"{type(leaf).__name__} must come before Normalize: it works on images in 0..1")
+    index = stage.params["apply"].cpu().nonzero().squeeze(1)  # CPU params: no sync
+    image, labels = batch.image, batch.labels
+    if not batch.placeholder:
+        new, labels = leaf.replace_samples(batch, stage.params, index)
+        if len(index) == batch.batch_size:
+            image = new
+        elif len(index):
+            image = image.index_copy(0, index.to(image.device, non_blocking=True), new)
+    if not len(index):
+        return replace(batch, labels=labels)
+
+    def cleared(t: torch.Tensor | None, value: Any) -> torch.Tensor | None:
+        return None if t is None else t.index_fill(0, index.to(t.device, non_blocking=True), value)
+
+    return replace(batch, image=image, labels=labels, masks=cleared(batch.masks, 0),
+                   boxes_valid=cleared(batch.boxes_valid, False), keypoints_valid=cleared(batch.keypoints_valid, False))
+
+
 def _fuse_key(stage: Stage) -> Any:
     options = _warp_options(stage)
     return ("geometric", options.interpolation, options.padding_mode, options.fill)
@@ -282,6 +316,13 @@ class Alternatives:
     def __init__(self, container: Any, overrides: dict[str, Any], flat: list[tuple[Transform, Params, dict[str, Any]]]):
         self.container, self.overrides = container, overrides
         leaves = [Stage(*f) for f in flat]
+        replacing = [type(s.leaf).__name__ for s in leaves if s.leaf.kind == "replace"]
+        if replacing:
+            raise ValueError(
+                f"{replacing[0]} cannot be an alternative of {type(container).__name__} next to children that change "
+                f"the image size (each group of samples would follow its own path); put it before or after the "
+                f"{type(container).__name__}, or use alternatives that keep the size"
+            )
         self.per_sample = all(s.leaf.per_sample for s in leaves)
         self.needs_color_channels = any(s.leaf.needs_color_channels for s in leaves)
         self.produces_normalized = any(getattr(s.leaf, "produces_normalized", False) for s in leaves)
@@ -374,16 +415,42 @@ def run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | di
             _warp_options(stage).check_channels(channels)
         if stage.leaf.needs_color_channels and channels not in (1, 3):
             raise ValueError(f"{type(stage.leaf).__name__} needs 1- or 3-channel images, got {channels} channels")
-    groups = group_stages(stages)
-    n = _chunk_size(stages, batch)
+    segments = _segments(group_stages(stages)) or [("fused", [])]
+    converted = False
+    for k, (kind, groups) in enumerate(segments):
+        if kind == "replace":  # once on the whole batch: one forward pass of the model
+            batch = _run_groups(groups, batch.working())
+        else:
+            batch, converted = _run_chunked(groups, batch, final=k == len(segments) - 1)
+    return batch.outputs(image=batch.image if converted else None)
+
+
+def _segments(groups: list[tuple[str, list[Stage]]]) -> list[tuple[str, list[tuple[str, list[Stage]]]]]:
+    """Split the groups at replace stages: ``[("fused", groups), ("replace", [group]), ...]``."""
+    segments: list[tuple[str, list[tuple[str, list[Stage]]]]] = []
+    for group in groups:
+        kind = "replace" if group[0] == "replace" else "fused"
+        if kind == "fused" and segments and segments[-1][0] == "fused":
+            segments[-1][1].append(group)
+        else:
+            segments.append((kind, [group]))
+    return segments
+
+
+def _run_chunked(groups: list[tuple[str, list[Stage]]], batch: Batch, final: bool) -> tuple[Batch, bool]:
+    """Run ``groups`` over the batch, in cache-sized chunks on the CPU (see :data:`CPU_CHUNK_BYTES`).
+
+    With ``final`` each chunk's image is converted to the output dtype while in the cache; the
+    second value says whether that happened.
+    """
+    n = _chunk_size([s for _, group in groups for s in group], batch)
     if n >= batch.batch_size:
-        return _run_groups(groups, batch.working()).outputs()
+        return _run_groups(groups, batch.working()), False
     parts = []
     for i in range(0, batch.batch_size, n):
         part = _run_groups(_slice_groups(groups, i, i + n), _slice_batch(batch, i, i + n).working())
-        parts.append(replace(part, image=part.output_image()))  # converted while in the cache
-    whole = _concat(parts, batch)
-    return whole.outputs(image=whole.image)
+        parts.append(replace(part, image=part.output_image()) if final else part)
+    return _concat(parts, batch), final
 
 
 def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
@@ -396,6 +463,9 @@ def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
         elif kind == "alternatives":
             for stage in group:
                 batch = _run_alternatives(stage, batch)
+        elif kind == "replace":
+            for stage in group:
+                batch = _run_replace(stage, batch)
         else:
             for stage in group:
                 batch = _run_pixel(stage, batch)
@@ -463,11 +533,13 @@ def _concat(parts: list[Batch], original: Batch) -> Batch:
 def _empty(transform: Transform, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
     """An empty batch still gets the output's spatial size (crops and resizes change it)."""
     size, normalized = batch.size, False
-    for leaf, _, _ in transform.leaves(transform.sample_params(0, size, torch.Generator()), None):
-        size = leaf.output_size(size)
-        normalized = normalized or getattr(leaf, "produces_normalized", False)
     batch = batch.working()
     b, c = batch.image.shape[:2]
+    for leaf, params, _ in transform.leaves(transform.sample_params(0, size, torch.Generator()), None):
+        if leaf.kind == "replace":  # no sample to replace, but the labels take the op's output form
+            batch = _run_replace(Stage(leaf, params, {}), replace(batch, image=batch.image.new_zeros(b, c, *size)))
+        size = leaf.output_size(size)
+        normalized = normalized or getattr(leaf, "produces_normalized", False)
     image = batch.image.new_zeros(b, c, *size)
     masks = None if batch.masks is None else batch.masks.new_zeros(b, batch.masks.shape[1], *size)
     return replace(batch, image=image, masks=masks, normalized=normalized).outputs()

@@ -115,7 +115,7 @@ def _data_children(value: Any) -> list[Any]:
 
 def _plain(value: Any, where: str) -> Any:
     if isinstance(value, Transform):
-        return transform_to_dict(value)
+        return value.to_dict()  # a transform may describe itself (a generative augmenter names its model)
     if isinstance(value, (list, tuple)):
         return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, dict):
@@ -123,7 +123,7 @@ def _plain(value: Any, where: str) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     raise TypeError(
-        f"cannot serialize {where}={value!r} ({type(value).__name__}): only genaug transforms and "
+        f"cannot serialize {where}={_short.repr(value)} ({type(value).__name__}): only genaug transforms and "
         "plain numbers, strings and lists can be saved (third-party modules cannot)"
     )
 

@@ -155,8 +155,28 @@ def truncated_normal(shape: tuple[int, ...], truncation: float | None,
     return z.to(device)
 
 
+def class_rows(table: nn.Embedding, labels: torch.Tensor) -> torch.Tensor:
+    """Rows of ``table`` for class ids ``labels`` (B,), or their weighted sum for class weights (B, K).
+
+    Class weights (soft labels, rows summing to 1) condition a model on a mix of classes, which is
+    how :class:`genaug.LatentInterpolate` decodes a latent between two classes; a one-hot row gives
+    exactly the row of its class.
+
+    Example:
+        >>> table = nn.Embedding(3, 2)
+        >>> torch.equal(class_rows(table, torch.tensor([1.0, 0.0, 0.0]).unsqueeze(0)), table(torch.tensor([0])))
+        True
+    """
+    if labels.is_floating_point():
+        return labels.to(table.weight.dtype) @ table.weight
+    return table(labels)
+
+
 class ConditionalBatchNorm2d(nn.Module):
-    """BatchNorm whose scale and shift come from a class embedding (plain BN if K=0)."""
+    """BatchNorm whose scale and shift come from a class embedding (plain BN if K=0).
+
+    ``labels`` are class ids (B,) or class weights (B, K) (see :func:`class_rows`).
+    """
 
     def __init__(self, channels: int, num_classes: int) -> None:
         super().__init__()
@@ -171,7 +191,7 @@ class ConditionalBatchNorm2d(nn.Module):
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
         out = self.bn(x)
         if self.num_classes:
-            out = out * self.gain(labels)[:, :, None, None] + self.bias(labels)[:, :, None, None]
+            out = out * class_rows(self.gain, labels)[:, :, None, None] + class_rows(self.bias, labels)[:, :, None, None]
         return out
 
 
@@ -227,7 +247,7 @@ class ConvDecoder(nn.Module):
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None,
                 generator: torch.Generator | None = None) -> torch.Tensor:
-        h = torch.cat([z, self.embed(labels)], 1) if self.embed is not None else z
+        h = torch.cat([z, class_rows(self.embed, labels)], 1) if self.embed is not None else z
         x = self.fc(h).view(z.shape[0], self.c0, self.base, self.base)  # (B, C0, base, base)
         for block in self.blocks:
             x = block(x, labels, generator)                             # side doubles

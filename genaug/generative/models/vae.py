@@ -62,7 +62,10 @@ class VAEConfig:
 
 
 class Encoder(nn.Module):
-    """Images (B, C, H, W) + one-hot label planes -> (mu, logvar), each (B, Z)."""
+    """Images (B, C, H, W) + one-hot label planes -> (mu, logvar), each (B, Z).
+
+    ``labels`` are class ids (B,) or class weights (B, K) (soft labels, used as the planes).
+    """
 
     def __init__(self, cfg: VAEConfig) -> None:
         super().__init__()
@@ -81,7 +84,8 @@ class Encoder(nn.Module):
 
     def forward(self, x: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         if self.num_classes:
-            onehot = F.one_hot(labels, self.num_classes).to(x.dtype)           # (B, K)
+            # class ids (B,) -> one-hot; class weights (B, K) (soft labels) are used as they are
+            onehot = labels.to(x.dtype) if labels.is_floating_point() else F.one_hot(labels, self.num_classes).to(x.dtype)
             x = torch.cat([x, onehot[:, :, None, None].expand(-1, -1, *x.shape[2:])], 1)
         h = self.features(x).flatten(1)                                         # (B, C*base*base)
         if self.num_classes:
