@@ -13,7 +13,12 @@ every section, so a run stopped early still leaves what it measured:
 4. genaug's per-stage profile on the device (``throughput.profile_genaug``);
 5. kornia under ``torch.compile``, timed round-robin with genaug, in a child process: a
    compilation that runs past ``--compile-limit`` seconds (or the whole section past its
-   budget) is killed and reported as skipped; a compilation error is reported with its reason.
+   budget) is killed and reported as skipped; a compilation error is reported with its reason;
+6. the end-to-end input pipeline of ``input_pipeline.py`` (its functions, imported): PNG files
+   decoded in 2 DataLoader workers, augmented per sample in the workers (torchvision,
+   albumentations, genaug), per batch in the ``collate_fn`` (genaug), or on the GPU by
+   ``ga.DeviceLoader`` (with and without prefetching); it runs before the compiled section,
+   within ``--loader-budget`` seconds.
 
 Targets (from the issue) are printed as met / not met, never asserted: at B=256, 224x224,
 genaug >= 10x kornia eager and >= 2x kornia compiled; at B=8, genaug's latency <= 1/3 of
@@ -84,6 +89,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "(default 90; 3 with --smoke)")
     p.add_argument("--compile-budget", type=float, default=None,
                    help="seconds for the whole compiled section, child start-up included (default 140; 60 with --smoke)")
+    p.add_argument("--no-loader", dest="loader", action="store_false",
+                   help="skip the DeviceLoader / end-to-end input pipeline section")
+    p.add_argument("--loader-sizes", type=int, nargs="+", default=[224, 64])
+    p.add_argument("--loader-images", type=int, nargs="+", default=[256, 512], help="PNG files per loader size")
+    p.add_argument("--loader-budget", type=float, default=60.0,
+                   help="seconds for the input pipeline section: past it, sizes not started are skipped")
     p.add_argument("--budget", type=float, default=270.0,
                    help="seconds for the whole run: sections that would start past it are skipped")
     p.add_argument("--seed", type=int, default=0)
@@ -185,6 +196,33 @@ def section_generative(args: argparse.Namespace, device: str, state: dict[str, A
             del model
     if device == "cuda":
         torch.cuda.empty_cache()
+
+
+def loader_settings(args: argparse.Namespace) -> argparse.Namespace:
+    """``input_pipeline.py``'s settings for this suite (its ``--quick`` ones with ``--smoke``)."""
+    import input_pipeline as ip
+
+    if args.smoke:
+        return ip.parse_args(["--quick", "--seed", str(args.seed)])
+    return ip.parse_args(["--sizes", *map(str, args.loader_sizes), "--images", *map(str, args.loader_images),
+                          "--epochs", "2", "--warmup-epochs", "1", "--seed", str(args.seed)])
+
+
+def section_loader(args: argparse.Namespace, device: str, state: dict[str, Any]) -> None:
+    """``input_pipeline.py`` with this suite's settings, within ``--loader-budget`` (and the run's budget)."""
+    import input_pipeline as ip
+    import torch
+
+    settings = loader_settings(args)
+    state["loader_settings"] = settings
+    remaining = args.budget - (time.perf_counter() - T0)
+    deadline = time.perf_counter() + min(args.loader_budget, remaining - 10)
+    results, source = ip.run_all(settings, torch.device(device), log, deadline)
+    state["loader"].extend(results)
+    state["loader_source"] = source
+    failed = [r.config for r in results if r.error]
+    if failed:
+        raise RuntimeError(f"input pipeline configurations failed their checks: {failed}")
 
 
 def section_profile(args: argparse.Namespace, device: str, state: dict[str, Any]) -> None:
@@ -469,6 +507,27 @@ def write_report(args: argparse.Namespace, device: str, state: dict[str, Any], f
     for prof in state["profile"]:
         lines += [f"antialias={prof['antialias']}, B={args.batch}, {prof['size']}x{prof['size']}:", "",
                   tp.profile_table(prof["total"], prof["stages"]), ""]
+    lines += [
+        "## 6. DeviceLoader: end-to-end input pipeline (images/s of whole epochs)",
+        "",
+    ]
+    if state["loader"]:
+        import input_pipeline as ip
+
+        ls = state["loader_settings"]
+        lines += [
+            f"`benchmarks/input_pipeline.py`'s configurations: {state['loader_source']}, PNG files "
+            f"{ls.sizes} px ({ls.images} files), decoded with PIL in {ls.workers} DataLoader worker(s) "
+            f"(`pin_memory` on CUDA), batch {ls.batch}, the same 5-op pipeline in every row; {ls.warmup_epochs} "
+            f"warm-up epoch(s), then {ls.epochs} timed epoch(s) round-robin, median; every row delivers uint8 "
+            "batches on the device. Main-process torch threads: "
+            f"{torch.get_num_threads()}.",
+            "",
+            ip.results_table(state["loader"]),
+            "",
+        ]
+    else:
+        lines += ["(not run: see the section times below)", ""]
     lines += ["## Targets (printed, never asserted)", "", *target_lines(args, state), "",
               "## Section times (s)", "", "| section | seconds |", "|---|---:|",
               *(f"| {k} | {s:.1f} |" for k, s in state["times"].items()),
@@ -500,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(min(2, torch.get_num_threads()))
     state: dict[str, Any] = {
         "throughput": [], "latency": [], "generative": [], "profile": [], "compiled": {}, "times": {}, "skipped": {},
+        "loader": [],
         "versions": versions(),
         "command": " ".join(["python3", shlex.quote(Path(sys.argv[0]).as_posix()), *map(shlex.quote, sys.argv[1:])])
         if argv is None else "python3 benchmarks/gpu_suite.py " + shlex.join(argv),
@@ -512,6 +572,9 @@ def main(argv: list[str] | None = None) -> int:
         ("3. generative sampling", lambda: section_generative(args, device, state)),
         ("4. per-stage profile", lambda: section_profile(args, device, state)),
     ]
+    if args.loader:  # before the compiled section, which takes what is left of the budget
+        sections.append(("6. DeviceLoader (end-to-end input pipeline)",
+                         lambda: section_loader(args, device, state)))
     if args.compile:
         sections.append(("5. kornia torch.compile", None))
     failures = 0

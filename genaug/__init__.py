@@ -11,9 +11,11 @@ from genaug.generative import GenerativeSample, LatentInterpolate, LatentNoise, 
 from genaug.transforms import *  # noqa: F401,F403
 from genaug.transforms import __all__ as _transform_names
 from genaug.data import MixedDataset, SyntheticDataset  # synthetic datasets (issue 8)
+from genaug.data import DeviceLoader  # batches to the device, augmented there (issue 11)
 from genaug.robustness import Corruption, RandomCorruption, corrupt  # robustness benchmarking (issue 10)
 
 __version__ = "0.1.0"
 __all__ = [*_transform_names, "GenerativeSample", "LatentInterpolate", "LatentNoise", "lerp", "load_model", "slerp"]
 __all__ += ["MixedDataset", "SyntheticDataset"]
+__all__ += ["DeviceLoader"]
 __all__ += ["Corruption", "RandomCorruption", "corrupt"]

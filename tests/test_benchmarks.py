@@ -53,3 +53,14 @@ def test_generative_augment_speed_quick(tmp_path):
     out = tmp_path / "ga.md"
     run_script("benchmarks/generative_augment_speed.py", "--quick", "--out", str(out))
     assert "| 28×28×1 | float32 |" in out.read_text()
+
+
+def test_input_pipeline_quick(tmp_path):
+    out = tmp_path / "input_pipeline.md"
+    stdout = run_script("benchmarks/input_pipeline.py", "--quick", "--device", "cpu", "--out", str(out))
+    table = out.read_text()
+    for config in ("decode only (no augmentation)", "torchvision v2, per sample in workers",
+                   "albumentations, per sample in workers", "genaug, per sample in workers",
+                   "genaug, per batch in collate_fn (workers)", "genaug DeviceLoader (cpu)"):
+        assert f"| 32 | {config} | 24 |" in table, config  # checked (shape, dtype, changed) and timed
+    assert "failed" not in table and "wrote" in stdout

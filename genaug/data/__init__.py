@@ -2,7 +2,9 @@
 synthetic data (``SyntheticDataset``, ``MixedDataset``)."""
 
 from .builtin import BUILTIN_NAMES, ImageTensorDataset, from_dataset, load_builtin
+from .device_loader import DeviceLoader
 from .mixed import MixedDataset
 from .synthetic import SyntheticDataset
 
-__all__ = ["BUILTIN_NAMES", "ImageTensorDataset", "MixedDataset", "SyntheticDataset", "from_dataset", "load_builtin"]
+__all__ = ["BUILTIN_NAMES", "DeviceLoader", "ImageTensorDataset", "MixedDataset", "SyntheticDataset", "from_dataset",
+           "load_builtin"]
