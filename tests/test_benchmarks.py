@@ -64,3 +64,16 @@ def test_input_pipeline_quick(tmp_path):
                    "genaug, per batch in collate_fn (workers)", "genaug DeviceLoader (cpu)"):
         assert f"| 32 | {config} | 24 |" in table, config  # checked (shape, dtype, changed) and timed
     assert "failed" not in table and "wrote" in stdout
+
+
+def test_low_data_quick(tmp_path):
+    out = tmp_path / "low_data.md"
+    stdout = run_script("benchmarks/low_data.py", "--quick", "--outdir", str(tmp_path / "lowdata"), "--out", str(out))
+    table = out.read_text()
+    for row in ("(a) no augmentation", "(b) classical", "(c) GenerativeSample, cGAN-400",
+                "(d) classical + GenerativeSample, cGAN-400", "(c') GenerativeSample, cVAE-400",
+                "(d') classical + GenerativeSample, cVAE-400", "(e) classical + GenerativeSample, shipped mnist-cgan"):
+        assert f"| {row}" in table, row
+    assert "(not run)" not in table and "cgan-400: 2 steps" in stdout
+    assert (tmp_path / "lowdata" / "cgan-400" / "model.safetensors").exists()
+    assert (tmp_path / "lowdata" / "cvae-400" / "model.safetensors").exists()
