@@ -1,4 +1,6 @@
-"""``genaug demo``: every transform on the built-in photos, as a labelled PNG grid plus its params.
+"""``genaug demo``: every transform on the built-in photos, as a labelled PNG grid plus its params;
+the shipped generative models' samples and augmenters; and a short robustness report of the
+shipped classifier (a few corruptions at severities 1..5) with a corruption grid.
 
 Example:
     >>> from genaug.demo import run_demo            # doctest: +SKIP
@@ -126,6 +128,40 @@ def write_transform_grid(out_dir: Path, seed: int = 0) -> tuple[Path, Path]:
     return grid_path, params_path
 
 
+#: The demo's robustness report: the shipped classifier on the first mnist5k test images, under a
+#: few corruptions of the benchmark (CIFAR-10-C table, as 28 px images pick) at severities 1..5.
+ROBUSTNESS_IMAGES = 256
+ROBUSTNESS_CORRUPTIONS = ("gaussian_noise", "defocus_blur", "fog")
+
+
+def write_robustness_demo(out_dir: Path, seed: int = 0, n_images: int = ROBUSTNESS_IMAGES,
+                          corruptions: tuple[str, ...] = ROBUSTNESS_CORRUPTIONS) -> list[Path]:
+    """Write a short robustness report of ``mnist-classifier`` and a corruption grid; return the paths.
+
+    ``robustness.md`` / ``.json`` / ``.csv`` / ``.png`` (:func:`genaug.robustness.evaluate` on the first
+    ``n_images`` mnist5k test images, ``corruptions`` at severities 1..5, no baseline: errors only)
+    and ``robustness_grid.png`` (one test digit under the same corruptions, severities 1..5). The full
+    benchmark is ``genaug robustness --model mnist-classifier --data mnist5k:test --out DIR``.
+
+    Example:
+        >>> from pathlib import Path
+        >>> write_robustness_demo(Path("outputs/demo"))  # doctest: +SKIP
+    """
+    from genaug.data import load_builtin
+    from genaug.robustness import evaluate, write_report
+    from genaug.robustness.report import corruption_grid
+
+    out_dir = Path(out_dir)
+    test = load_builtin("mnist5k", split="test")
+    model = ga.load_model("mnist-classifier")
+    result = evaluate(model, (test.images[:n_images], test.labels[:n_images]), corruptions=list(corruptions),
+                      severities=(1, 2, 3, 4, 5), seed=seed, progress=False, model_name="mnist-classifier",
+                      data_name=f"mnist5k test (first {n_images} images)")
+    report = write_report(result, out_dir, stem="robustness")
+    grid = corruption_grid(test.images[0], out_dir / "robustness_grid.png", seed=seed, names=list(corruptions))
+    return [report["md"], report["png"], report["json"], report["csv"], grid]
+
+
 def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) -> list[Path]:
     """Run every part of the demo into ``out_dir`` and return the files written."""
     out = Path(out_dir)
@@ -133,4 +169,5 @@ def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) ->
     paths = list(write_transform_grid(out, seed))
     paths.extend(write_generative_demo(out))
     paths.append(write_augmenter_demo(out, seed))
+    paths.extend(write_robustness_demo(out, seed))
     return paths

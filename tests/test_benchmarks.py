@@ -77,3 +77,22 @@ def test_low_data_quick(tmp_path):
     assert "(not run)" not in table and "cgan-400: 2 steps" in stdout
     assert (tmp_path / "lowdata" / "cgan-400" / "model.safetensors").exists()
     assert (tmp_path / "lowdata" / "cvae-400" / "model.safetensors").exists()
+
+
+def test_robustness_table_quick(tmp_path):
+    out, png = tmp_path / "rt.md", tmp_path / "rt.png"
+    stdout = run_script("benchmarks/robustness_table.py", "--quick", "--outdir", str(tmp_path / "rt"),
+                        "--out", str(out), "--png", str(png))
+    table = out.read_text()
+    # the loop equals genaug's trainer without augmentation, and the shared test sets equal evaluate()'s
+    assert "checks: training loop == genaug.generative.train; errors == evaluate()" in stdout
+    for row in ("no augmentation", "classical (RandomAffine + ColorJitter)", "RandomCorruption, 4 extra corruptions"):
+        assert f"| {row} |" in table, row
+    assert "Baseline of CE / mCE: the no-augmentation model" in table
+    for name in ("gaussian_noise", "contrast", "fog"):
+        assert f"| {name} |" in table
+    assert png.stat().st_size > 0
+    import json
+
+    runs = json.loads((tmp_path / "rt" / "results.json").read_text())["runs"]
+    assert sorted(runs) == sorted(f"{c}/{s}" for c in ("none", "classical", "corruption") for s in (0, 1))
