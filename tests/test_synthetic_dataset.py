@@ -625,10 +625,11 @@ def test_datasets_doc_examples_run(tmp_path, monkeypatch):
     assert len(blocks) >= 3
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
-    for code in blocks:
+    for i, code in enumerate(blocks):
         exec(compile(textwrap.dedent(code), str(DOCS), "exec"), namespace)
+        if i == 0:  # later sections (e.g. DeviceLoader) reuse names such as `images`
+            ns = dict(namespace)
     # the first block is the README's: real mnist5k digits (load_builtin) mixed with the shipped cGAN
-    ns = namespace
     mixed, train, synthetic = ns["mixed"], ns["train"], ns["synthetic"]
     assert (len(mixed), mixed.num_real, mixed.num_synthetic) == (800, 400, 400)
     real_idx = ns["real"].indices
