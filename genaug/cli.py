@@ -9,6 +9,7 @@ from typing import Sequence
 from genaug.generative.cli import register as register_train
 from genaug.metrics.cli import register as register_evaluate
 from genaug.robustness.cli import register as register_robustness
+from genaug.data.cli import register as register_export
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -32,6 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     register_train(sub)
     register_evaluate(sub)
     register_robustness(sub)
+    register_export(sub)
     return parser
 
 

@@ -55,6 +55,13 @@ def test_generative_augment_speed_quick(tmp_path):
     assert "| 28×28×1 | float32 |" in out.read_text()
 
 
+def test_export_speed_quick(tmp_path):
+    out = tmp_path / "export.md"
+    run_script("benchmarks/export.py", "--quick", "--formats", "webdataset", "--out", str(out))
+    table = out.read_text()
+    assert "| export webdataset, torchrun 2 ranks |" in table and "webdataset yes" in table
+
+
 def test_input_pipeline_quick(tmp_path):
     out = tmp_path / "input_pipeline.md"
     stdout = run_script("benchmarks/input_pipeline.py", "--quick", "--device", "cpu", "--out", str(out))
