@@ -184,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
         "| wall (s), start-up included |",
         "|---|---|---|---|---|",
         f"| raw sampling (`model.sample`, blocks of {args.block_size}) | {raw:,.0f} | 1.00× | | |",
-        f"| `SyntheticDataset.get_batch` (per-index seeds) | {best['dataset']:,.0f} | {ratio('dataset', 'raw'):.2f}× | | |",
+        f"| `SyntheticDataset.get_batch` (per-index seeds) | {best['dataset']:,.0f} | "
+        f"{ratio('dataset', 'raw'):.2f}× | | |",
     ]
     for fmt in args.formats:
         one, two = best[f"{fmt}/1"], best[f"{fmt}/2"]

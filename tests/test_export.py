@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import io
 import json
 import os
 import random
@@ -25,7 +26,7 @@ from PIL import Image
 
 import genaug as ga
 from genaug.cli import main
-from genaug.data.export import ExportError, export_augmented, export_synthetic, load_export, read_manifest
+from genaug.data.export import export_augmented, export_synthetic, load_export, read_manifest
 from genaug.data.export_io import decode_image
 from genaug.data.export_sources import params_from_json, params_to_json
 
@@ -110,14 +111,16 @@ def test_webdataset_package_reads_the_shards(clean_wds):
     assert header["webdataset_urls"] == "shard-{000000..000002}.tar"
     assert sorted(p.name for p in clean_wds.glob("*.tar")) == [f"shard-{s:06d}.tar" for s in range(3)]
     urls = str(clean_wds / header["webdataset_urls"])
-    samples = list(wds.WebDataset(urls, shardshuffle=False).decode("torchrgb").to_tuple("__key__", "png", "cls", "json"))
+    reader = wds.WebDataset(urls, shardshuffle=False).decode("torchrgb")
+    samples = list(reader.to_tuple("__key__", "png", "cls", "json"))
     rows = read_manifest(clean_wds)
     assert [s[0] for s in samples] == [r["key"] for r in rows] == [f"{i:08d}" for i in range(80)]
     assert [s[2] for s in samples] == [r["label"] for r in rows]
     assert samples[7][3]["index"] == 7 and samples[7][1].shape == (3, 28, 28)
     ds = load_export(clean_wds)  # genaug's own reader
     assert ds.images.shape == (80, 1, 28, 28) and torch.equal(ds.labels, torch.arange(80) % 10)
-    assert torch.equal(ds.images, ga.SyntheticDataset("mnist-cgan", length=80, seed=0, block_size=16).get_batch(range(80))[0])
+    expected = ga.SyntheticDataset("mnist-cgan", length=80, seed=0, block_size=16).get_batch(range(80))[0]
+    assert torch.equal(ds.images, expected)
 
 
 def test_bytes_are_fixed_tar_headers_and_png_chunks(clean_if, clean_wds, tmp_path):
@@ -379,7 +382,8 @@ def test_augment_generative_pipeline_to_webdataset(tmp_path):
     assert len(rows) == 48 and any("soft_label" in r for r in rows)
     mixed = next(r for r in rows if "soft_label" in r)
     assert abs(sum(mixed["soft_label"]) - 1) < 1e-5 and mixed["label"] == int(np.argmax(mixed["soft_label"]))
-    samples = list(wds.WebDataset(str(out / "shard-{000000..000002}.tar"), shardshuffle=False).decode().to_tuple("cls", "json"))
+    reader = wds.WebDataset(str(out / "shard-{000000..000002}.tar"), shardshuffle=False).decode()
+    samples = list(reader.to_tuple("cls", "json"))
     assert [s[0] for s in samples] == [r["label"] for r in rows]
     split = tmp_path / "split"
     for r in (1, 0):
@@ -416,6 +420,7 @@ def test_docs_export_examples_run(tmp_path, monkeypatch):
         exec(compile(code, "docs/EXPORT.md", "exec"), namespace)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # torchvision.io decoders (still shipped)
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (4, 5, 7), (3, 64, 80), (1, 1, 1)])
 def test_png_encoder_is_read_by_pillow_and_torchvision(shape):
     from torchvision.io import decode_png
@@ -427,3 +432,37 @@ def test_png_encoder_is_read_by_pillow_and_torchvision(shape):
     assert torch.equal(decode_png(torch.frombuffer(bytearray(data), dtype=torch.uint8)), x)
     assert torch.equal(decode_image(data), x if shape[0] != 4 else x[:3])  # sources: RGBA -> RGB
     assert encode_png(x.clone()) == data
+
+
+def test_tar_writer_matches_tarfile_byte_for_byte(tmp_path):
+    from genaug.data.export_io import FILE_MODE, TarShard
+
+    members = [(f"{i:08d}.{ext}", os.urandom(37 * i)) for i in range(20) for ext in ("cls", "json", "png")]
+    ref = tmp_path / "ref.tar"
+    with tarfile.open(ref, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = \
+                len(data), 0, FILE_MODE, 0, 0, "", ""
+            tar.addfile(info, io.BytesIO(data))
+    shard = TarShard(tmp_path / "shard.tar")
+    for name, data in members:
+        shard.add(name, data)
+    size, sha = shard.commit()
+    assert (tmp_path / "shard.tar").read_bytes() == ref.read_bytes() and size == ref.stat().st_size
+
+
+def test_generate_with_a_pipeline_records_each_images_params(tmp_path):
+    aug = ga.Compose([ga.RandomRotation(20), ga.ColorJitter(0.3, 0.3)], seed=5)
+    ga.save_pipeline(aug, tmp_path / "aug.yaml")
+    out = tmp_path / "g"
+    assert run_cli(*GEN, "--num", "24", "--pipeline", str(tmp_path / "aug.yaml"), "--format", "webdataset",
+                   "--out", str(out)) == 0
+    ds = ga.SyntheticDataset("mnist-cgan", length=24, seed=0, block_size=16, transform=aug)
+    rows = read_manifest(out)
+    assert torch.equal(load_export(out).images, ds.get_batch(range(24))[0])
+    for i in (0, 17, 23):
+        assert rows[i]["transform_seed"] == ds.transform_seed(i)
+        assert rows[i]["params"] == json.loads(json.dumps(params_to_json(ds.transform_params(i))))
+    header = json.loads((out / "dataset.json").read_text())
+    assert header["identity"]["pipeline"] == aug.to_dict()

@@ -48,7 +48,8 @@ def _common(p: argparse.ArgumentParser, block_default: int) -> None:
                    help=f"images per batched forward pass / pipeline call; part of the export's identity "
                         f"(default: {block_default})")
     p.add_argument("--device", default="cpu",
-                   help="where the model / pipeline runs: cpu (default), cuda (each torchrun rank takes cuda:LOCAL_RANK)")
+                   help="where the model / pipeline runs: cpu (default), cuda (each torchrun rank takes "
+                        "cuda:LOCAL_RANK)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a different export found in --out (files genaug did not write are kept)")
     p.add_argument("--threads", type=_positive, default=None, help="torch.set_num_threads for this process")
@@ -69,7 +70,8 @@ def register(subparsers: Any) -> None:
         description="Sample NUM images from a generative model into OUT (ImageFolder or WebDataset), with a manifest "
                     "and dataset.json. Deterministic, atomic, resumable (rerun the same command), and split across "
                     "torchrun ranks (RANK/WORLD_SIZE) with the same result as one process.")
-    g.add_argument("--model", required=True, help="shipped model name (mnist-cgan, mnist-cvae) or a .safetensors checkpoint")
+    g.add_argument("--model", required=True,
+                   help="shipped model name (mnist-cgan, mnist-cvae) or a .safetensors checkpoint")
     g.add_argument("--num", "--num-images", "-n", dest="num", type=_positive, required=True,
                    help="number of images (>= 1); after torchrun spell it --num-images (torchrun reads --num as its "
                         "--numa-binding)")
@@ -131,7 +133,8 @@ def _report(name: str, res: Any) -> None:
     where = f"rank {res.rank}/{res.world_size}: " if res.world_size > 1 else ""
     print(f"genaug {name}: {where}{res.shards} of {res.num_shards} shards, {res.images:,} images in "
           f"{res.seconds:.1f} s ({res.images_per_second:,.0f} images/s): {res.written:,} written, "
-          f"{res.verified:,} verified, {res.repaired:,} repaired", file=sys.stderr if res.world_size > 1 else sys.stdout)
+          f"{res.verified:,} verified, {res.repaired:,} repaired",
+          file=sys.stderr if res.world_size > 1 else sys.stdout)
     if res.finalized:
         counts = ", ".join(f"{k}: {v}" for k, v in res.class_counts.items())
         print(f"complete: {res.num_images:,} images in {res.out} ({res.num_shards} shards; manifest.jsonl, "

@@ -48,7 +48,8 @@ from typing import Any
 
 import torch
 
-from .export_io import (PNG_COMPRESS_LEVEL, PNG_UP_FILTER_FROM, TarShard, create_exclusive, durable_replace, encode_png, file_matches,
+from .export_io import (PNG_COMPRESS_LEVEL, PNG_UP_FILTER_FROM, TarShard, create_exclusive, durable_replace,
+                        encode_png, file_matches,
                         is_tmp_name, remove_stale_tmps, sha256_bytes, tmp_name, write_files_durably)
 from .export_sources import (AugmentSource, Block, ExportError, SyntheticSource, block_ranges, params_from_json,
                              params_to_json)
@@ -173,7 +174,8 @@ class _Exporter:
         self.width = max(8, len(str(self.num - 1)))
         self.identity = {"kind": source.kind, "format": fmt, "num": self.num, "shard_size": shard_size,
                          "png": {"encoder": "genaug", "zlib_level": PNG_COMPRESS_LEVEL,
-                                                     "up_filter_from_bytes": PNG_UP_FILTER_FROM}, **source.identity(), "versions": _versions()}
+                                                     "up_filter_from_bytes": PNG_UP_FILTER_FROM},
+                         **source.identity(), "versions": _versions()}
         self.result = ExportResult(self.out, rank, world_size, self.num_shards)
         self._manifest_recs: dict[int, dict[str, Any]] | None = None
 
@@ -261,7 +263,8 @@ class _Exporter:
         if header is not None and header["identity"] != self.identity:
             if not self.overwrite:
                 raise ExportError(
-                    f"{str(self.out)!r} holds a different export (differs in: {self._differences(header['identity'])}). "
+                    f"{str(self.out)!r} holds a different export "
+                    f"(differs in: {self._differences(header['identity'])}). "
                     "Pass --overwrite to replace it, or choose another --out")
             if self.rank == 0:
                 self._clear()
@@ -372,7 +375,8 @@ class _Exporter:
         return all(file_matches(self.out / r["file"], int(r["bytes"]), r["sha256"]) for r in rec["rows"])
 
     # ---------------------------------------------------------------- writing
-    def _finish_rows(self, block: Block, files: list[tuple[str, bytes]], shard_file: str | None) -> list[dict[str, Any]]:
+    def _finish_rows(self, block: Block, files: list[tuple[str, bytes]],
+                     shard_file: str | None) -> list[dict[str, Any]]:
         rows = []
         for (rel, data), i, facts in zip(files, block.indices, block.rows):
             row: dict[str, Any] = {"index": i, "file": shard_file if shard_file else rel}
@@ -769,7 +773,6 @@ def load_export(out: str | os.PathLike[str]) -> Any:
         >>> ds.images.shape, ds.labels[:3].tolist()
         (torch.Size([12, 1, 28, 28]), [0, 1, 2])
     """
-    import io
     import tarfile
 
     from .builtin import ImageTensorDataset

@@ -357,22 +357,34 @@ class TarShard:
         self._fd = os.open(self.tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, _default_mode())
         self._raw = os.fdopen(self._fd, "wb", buffering=1 << 20)
         self._hash = _HashingFile(self._raw)
-        self._tar = tarfile.open(fileobj=self._hash, mode="w", format=tarfile.USTAR_FORMAT)  # type: ignore[call-overload]
         self._open = True
 
-    def add(self, name: str, data: bytes) -> None:
+    @staticmethod
+    def header(name: str, size: int) -> bytes:
+        """The member's 512-byte USTAR header (what ``tarfile`` writes for these fields, byte for byte)."""
         info = tarfile.TarInfo(name)
-        info.size = len(data)
+        info.size = size
         info.mtime = 0
         info.mode = FILE_MODE
         info.uid = info.gid = 0
         info.uname = info.gname = ""
         info.type = tarfile.REGTYPE
-        self._tar.addfile(info, io.BytesIO(data))
+        return info.tobuf(tarfile.USTAR_FORMAT, "utf-8", "strict")
+
+    def add(self, name: str, data: bytes) -> None:
+        """Append a member: header, data, NUL padding to the next 512-byte block."""
+        pad = -len(data) % tarfile.BLOCKSIZE
+        self._hash.write(self.header(name, len(data)) + data + b"\0" * pad)
 
     def finish(self) -> tuple[int, str]:
-        """Close the archive and flush it to disk (still under its temporary name): ``(bytes, sha256)``."""
-        self._tar.close()
+        """Close the archive and flush it to disk (still under its temporary name): ``(bytes, sha256)``.
+
+        The end of archive is two zero blocks, then zeros up to a multiple of 10240 bytes (the
+        record size), exactly as ``tarfile`` ends an archive.
+        """
+        end = 2 * tarfile.BLOCKSIZE
+        end += -(self._hash.size + end) % tarfile.RECORDSIZE
+        self._hash.write(b"\0" * end)
         self._raw.flush()
         os.fsync(self._raw.fileno())
         self._raw.close()

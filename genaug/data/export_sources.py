@@ -136,7 +136,8 @@ class SyntheticSource:
         from genaug.generative.checkpoint import SHIPPED, file_sha256, shipped_path
 
         if pipeline is not None and not isinstance(pipeline, Transform):
-            raise ExportError(f"pipeline must be a genaug Transform (e.g. from load_pipeline), got {type(pipeline).__name__}")
+            raise ExportError("pipeline must be a genaug Transform (e.g. from load_pipeline), got "
+                              f"{type(pipeline).__name__}")
         self.ds = SyntheticDataset(model, length=num, seed=seed, labels=labels, transform=pipeline,
                                    class_weights=class_weights, truncation=truncation, dtype=torch.uint8,
                                    device=device, chunk_size=block_size, block_size=block_size, cache_chunks=2)
@@ -217,7 +218,8 @@ class AugmentSource:
     def __init__(self, data: str, pipeline: Transform, *, copies: int = 1, seed: int = 0, split: str = "train",
                  block_size: int = 64, device: Any = None, strict: bool = False) -> None:
         if not isinstance(pipeline, Transform):
-            raise ExportError(f"pipeline must be a genaug Transform (e.g. from load_pipeline), got {type(pipeline).__name__}")
+            raise ExportError("pipeline must be a genaug Transform (e.g. from load_pipeline), got "
+                              f"{type(pipeline).__name__}")
         self.pipeline, self.copies, self.seed, self.block_size = pipeline, copies, seed, block_size
         self.device = torch.device(device) if device is not None else torch.device("cpu")
         self.strict = strict
@@ -281,14 +283,16 @@ class AugmentSource:
         from genaug.data.builtin import BUILTIN_NAMES, load_builtin
 
         if name not in BUILTIN_NAMES:
-            raise ExportError(f"unknown --data {name!r}; allowed: 'imagefolder:PATH' or a built-in name {BUILTIN_NAMES}")
+            raise ExportError(f"unknown --data {name!r}; allowed: 'imagefolder:PATH' or a built-in name "
+                              f"{BUILTIN_NAMES}")
         ds = load_builtin(name, split)
         self._tensors = ds.images
         self.classes = list(ds.classes)
         self.files = []
         for j in range(len(ds)):
             raw = ds.images[j].numpy().tobytes()
-            self.files.append(_SourceFile(f"{name}:{split}/{j}", int(ds.labels[j]), len(raw), hashlib.sha256(raw).hexdigest()))
+            self.files.append(_SourceFile(f"{name}:{split}/{j}", int(ds.labels[j]), len(raw),
+                                          hashlib.sha256(raw).hexdigest()))
         self.data = f"{name}:{split}"
 
     # ---------------------------------------------------------------- identity
