@@ -9,7 +9,7 @@ the fastest of ``--repeats`` runs is reported, since other jobs only ever add ti
 * **SyntheticDataset** — ``get_batch`` over the same indices (per-index seeds, fixed blocks), the
   images an export writes, without encoding or files;
 * **export, 1 process** — ``genaug generate --format F`` with ``--threads`` threads;
-* **export, torchrun 2 ranks** — ``torchrun --standalone --nproc-per-node 2 -m genaug.cli generate``
+* **export, torchrun 2 ranks** — ``torchrun --standalone --nproc-per-node 2 -m genaug generate``
   with ``--threads // 2`` threads per rank.
 
 For the exports, "images/s" is the export phase (claim the folder, generate, encode, write, fsync,
@@ -113,10 +113,10 @@ def export_speed(args: argparse.Namespace, fmt: str, ranks: int, out_dir: Path,
            "--shard-size", str(args.shard_size), "--block-size", str(args.block_size), "--no-progress",
            "--out", str(out_dir)]
     if ranks == 1:
-        text, wall = _run([sys.executable, "-m", "genaug.cli", *gen], threads or args.threads)
+        text, wall = _run([sys.executable, "-m", "genaug", *gen], threads or args.threads)
     else:
         text, wall = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
-                           str(ranks), "-m", "genaug.cli", *gen], max(1, args.threads // ranks))
+                           str(ranks), "-m", "genaug", *gen], max(1, args.threads // ranks))
     found = _SUMMARY.findall(text)
     if len(found) != ranks:
         raise RuntimeError(f"expected {ranks} summary lines, got:\n{text[-3000:]}")

@@ -16,7 +16,7 @@ def _demo(args: argparse.Namespace) -> int:
     from genaug.demo import run_demo
 
     paths = run_demo(args.out, seed=args.seed)
-    print(f"genaug demo wrote {len(paths)} files to {args.out}/:")
+    print(f"genaug demo wrote to {args.out}/:")
     for path in paths:
         print(f"  {path}")
     return 0

@@ -1,6 +1,7 @@
 """``genaug demo``: every transform on the built-in photos, as a labelled PNG grid plus its params;
 the shipped generative models' samples and augmenters; and a short robustness report of the
-shipped classifier (a few corruptions at severities 1..5) with a corruption grid.
+shipped classifier (a few corruptions at severities 1..5) with a corruption grid; and a synthetic
+ImageFolder of 1,000 cGAN digits with its manifest (what ``genaug generate`` writes).
 
 Example:
     >>> from genaug.demo import run_demo            # doctest: +SKIP
@@ -162,6 +163,30 @@ def write_robustness_demo(out_dir: Path, seed: int = 0, n_images: int = ROBUSTNE
     return [report["md"], report["png"], report["json"], report["csv"], grid]
 
 
+#: The demo's synthetic dataset: images sampled from the shipped cGAN into an ImageFolder.
+SYNTHETIC_IMAGES = 1000
+SYNTHETIC_FOLDER = "synthetic_mnist"
+
+
+def write_synthetic_demo(out_dir: Path, seed: int = 0, n_images: int = SYNTHETIC_IMAGES) -> list[Path]:
+    """Export ``n_images`` balanced mnist-cgan samples to ``out_dir/synthetic_mnist`` as an ImageFolder.
+
+    The same export as ``genaug generate --model mnist-cgan --num N --seed SEED --out DIR``: one PNG per
+    image in a folder per class, ``manifest.jsonl`` (one row per image) and ``dataset.json``. Rerunning
+    it verifies the files instead of rewriting them. Returns the folder, its manifest and dataset.json.
+
+    Example:
+        >>> from pathlib import Path
+        >>> write_synthetic_demo(Path("outputs/demo"))  # doctest: +SKIP
+    """
+    from genaug.data import export_synthetic
+
+    folder = Path(out_dir) / SYNTHETIC_FOLDER
+    export_synthetic("mnist-cgan", n_images, folder, seed=seed, format="imagefolder", progress=False,
+                     rank=0, world_size=1, command=f"genaug demo (write_synthetic_demo, seed={seed})")
+    return [folder, folder / "manifest.jsonl", folder / "dataset.json"]
+
+
 def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) -> list[Path]:
     """Run every part of the demo into ``out_dir`` and return the files written."""
     out = Path(out_dir)
@@ -170,4 +195,5 @@ def run_demo(out_dir: str | os.PathLike[str] = "outputs/demo", seed: int = 0) ->
     paths.extend(write_generative_demo(out))
     paths.append(write_augmenter_demo(out, seed))
     paths.extend(write_robustness_demo(out, seed))
+    paths.extend(write_synthetic_demo(out, seed))
     return paths

@@ -236,7 +236,7 @@ def test_torchrun_two_ranks_equal_one_process(clean_if, tmp_path):
     out = tmp_path / "tr"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-           "-m", "genaug.cli", *GEN, "--num-images", "80", "--shard-size", "16", "--out", str(out)]
+           "-m", "genaug", *GEN, "--num-images", "80", "--shard-size", "16", "--out", str(out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "rank 1/2: 2 of 5 shards" in proc.stderr + proc.stdout
@@ -466,3 +466,29 @@ def test_generate_with_a_pipeline_records_each_images_params(tmp_path):
         assert rows[i]["params"] == json.loads(json.dumps(params_to_json(ds.transform_params(i))))
     header = json.loads((out / "dataset.json").read_text())
     assert header["identity"]["pipeline"] == aug.to_dict()
+
+
+# ----------------------------------------------------------------------------- reading exports back
+def test_load_builtin_reads_both_layouts_and_augment_takes_an_export(clean_if, clean_wds, tmp_path, pipeline_file):
+    from genaug.data import load_builtin
+
+    for out in (clean_if, clean_wds):
+        ds = load_builtin(f"export:{out}")
+        ref = load_export(out)
+        assert torch.equal(ds.images, ref.images) and torch.equal(ds.labels, ref.labels)
+        assert ds.classes == [str(k) for k in range(10)]
+    expected = ga.SyntheticDataset("mnist-cgan", length=80, seed=0, block_size=16).get_batch(range(80))[0]
+    assert torch.equal(load_builtin(f"export:{clean_wds}").images, expected)
+    with pytest.raises(FileNotFoundError, match="is not a directory"):
+        load_builtin(f"export:{tmp_path / 'missing'}")
+    with pytest.raises(ValueError, match="holds no genaug export"):
+        load_builtin(f"export:{tmp_path}")
+    out = tmp_path / "aug"
+    res = export_augmented(f"export:{clean_wds}", out, pipeline_file, copies=2, block_size=16, progress=False)
+    assert res.complete and len(read_manifest(out)) == 160
+
+
+def test_python_dash_m_genaug_is_the_cli():
+    proc = subprocess.run([sys.executable, "-m", "genaug", "generate", "--help"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0 and "--num-images" in proc.stdout

@@ -16,7 +16,8 @@ Built-in names (no download; the data ships with the listed packages):
   china, 1 = flower). Too small to split: every split returns both photos.
 
 ``split="all"`` returns the whole set. Besides these names, ``load_builtin`` accepts
-``"imagefolder:PATH"`` and any ``torch.utils.data.Dataset`` whose items are
+``"imagefolder:PATH"``, ``"export:PATH"`` (a finished ``genaug generate`` / ``genaug augment``
+output in either layout) and any ``torch.utils.data.Dataset`` whose items are
 ``(image, label)`` with PIL images or tensors (e.g. ``torchvision.datasets.MNIST`` or
 ``ImageFolder``).
 """
@@ -183,8 +184,9 @@ def load_builtin(name: str | Dataset, split: str = "train") -> ImageTensorDatase
     """Load a built-in dataset, an ``imagefolder:PATH``, or wrap a user dataset.
 
     Args:
-        name: ``"mnist5k"``, ``"digits"``, ``"photos"``, ``"imagefolder:PATH"`` or a
-            ``torch.utils.data.Dataset`` of ``(image, label)`` items.
+        name: ``"mnist5k"``, ``"digits"``, ``"photos"``, ``"imagefolder:PATH"``,
+            ``"export:PATH"`` (a finished ``genaug generate`` / ``genaug augment`` output, ImageFolder
+            or WebDataset layout) or a ``torch.utils.data.Dataset`` of ``(image, label)`` items.
         split: ``"train"``, ``"test"`` or ``"all"`` (see the module docstring for the exact
             splits). For ``imagefolder:`` and dataset objects the split is only recorded.
 
@@ -210,7 +212,20 @@ def load_builtin(name: str | Dataset, split: str = "train") -> ImageTensorDatase
         if not os.path.isdir(path):
             raise FileNotFoundError(f"imagefolder path {path!r} is not a directory")
         return from_dataset(ImageFolder(path), name=name, split=split)
+    if name.startswith("export:"):
+        import os
+
+        from .export import ExportError, load_export
+
+        path = name.split(":", 1)[1]
+        if not os.path.isdir(path):
+            raise FileNotFoundError(f"export path {path!r} is not a directory")
+        try:
+            return load_export(path)
+        except ExportError as e:
+            raise ValueError(str(e)) from None
     loaders = {"mnist5k": _mnist5k, "digits": _digits, "photos": _photos}
     if name not in loaders:
-        raise ValueError(f"unknown dataset name={name!r}; allowed: {BUILTIN_NAMES} or 'imagefolder:PATH'")
+        raise ValueError(f"unknown dataset name={name!r}; allowed: {BUILTIN_NAMES}, 'imagefolder:PATH' or "
+                         "'export:PATH' (a finished genaug export)")
     return loaders[name](split)

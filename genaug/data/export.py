@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-from .export_io import (PNG_COMPRESS_LEVEL, PNG_UP_FILTER_FROM, TarShard, create_exclusive, durable_replace,
+from .export_io import (PNG_COMPRESS_LEVEL, TarShard, create_exclusive, durable_replace,
                         encode_png, file_matches,
                         is_tmp_name, remove_stale_tmps, sha256_bytes, tmp_name, write_files_durably)
 from .export_sources import (AugmentSource, Block, ExportError, SyntheticSource, block_ranges, params_from_json,
@@ -94,8 +94,10 @@ def _versions() -> dict[str, str]:
 
     from genaug.generative.checkpoint import _genaug_version
 
-    return {"genaug": _genaug_version(), "torch": torch.__version__, "pillow": PIL.__version__,
-            "zlib": zlib.ZLIB_RUNTIME_VERSION}
+    import torchvision
+
+    return {"genaug": _genaug_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "pillow": PIL.__version__, "zlib": zlib.ZLIB_RUNTIME_VERSION}
 
 
 def _dumps(obj: Any, indent: int | None = None) -> bytes:
@@ -173,8 +175,7 @@ class _Exporter:
         self.num_shards = -(-self.num // shard_size)
         self.width = max(8, len(str(self.num - 1)))
         self.identity = {"kind": source.kind, "format": fmt, "num": self.num, "shard_size": shard_size,
-                         "png": {"encoder": "genaug", "zlib_level": PNG_COMPRESS_LEVEL,
-                                                     "up_filter_from_bytes": PNG_UP_FILTER_FROM},
+                         "png": {"encoder": "pillow", "zlib_level": PNG_COMPRESS_LEVEL},
                          **source.identity(), "versions": _versions()}
         self.result = ExportResult(self.out, rank, world_size, self.num_shards)
         self._manifest_recs: dict[int, dict[str, Any]] | None = None
@@ -779,7 +780,10 @@ def load_export(out: str | os.PathLike[str]) -> Any:
     from .export_io import decode_image
 
     root = Path(out)
-    header = _read_json(root / DATASET_JSON)
+    try:
+        header = _read_json(root / DATASET_JSON)
+    except (OSError, ValueError):  # missing, unreadable, oversized or not JSON
+        header = None
     if not isinstance(header, dict) or header.get("format") != FORMAT_NAME:
         raise ExportError(f"{str(root)!r} holds no genaug export (dataset.json)")
     if not header.get("complete"):

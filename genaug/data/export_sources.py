@@ -282,10 +282,13 @@ class AugmentSource:
     def _load_builtin(self, name: str, split: str) -> None:
         from genaug.data.builtin import BUILTIN_NAMES, load_builtin
 
-        if name not in BUILTIN_NAMES:
-            raise ExportError(f"unknown --data {name!r}; allowed: 'imagefolder:PATH' or a built-in name "
-                              f"{BUILTIN_NAMES}")
-        ds = load_builtin(name, split)
+        if name not in BUILTIN_NAMES and not name.startswith("export:"):
+            raise ExportError(f"unknown --data {name!r}; allowed: 'imagefolder:PATH', 'export:PATH' (a finished "
+                              f"genaug export, either format) or a built-in name {BUILTIN_NAMES}")
+        try:
+            ds = load_builtin(name, split)
+        except (FileNotFoundError, ValueError) as e:
+            raise ExportError(f"--data {name!r}: {e}") from None
         self._tensors = ds.images
         self.classes = list(ds.classes)
         self.files = []
