@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import platform
 import shlex
 import sys
 import time
@@ -25,13 +24,9 @@ import torch
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+    from generative_quality import cpu_name as name  # benchmarks/ is on sys.path when a script runs
+
+    return name()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -367,13 +366,9 @@ LOAD_AT_START = load_average()
 
 
 def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or platform.machine()
+    from generative_quality import cpu_name as name  # benchmarks/ is on sys.path when a script runs
+
+    return name()
 
 
 def report(results: list[Result], env: list[str]) -> str:
