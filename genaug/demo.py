@@ -26,7 +26,7 @@ AUGMENTATIONS_PER_IMAGE = 8
 
 
 def demo_pipeline(seed: int = 0) -> ga.Compose:
-    """A pipeline that uses every batched transform; its ten geometric ops fuse into one warp."""
+    """A pipeline that uses every batched transform; its nine geometric ops fuse into one warp."""
     return ga.Compose(
         [
             ga.Resize(256),

@@ -25,6 +25,7 @@ import functools
 import inspect
 import math
 import os
+import threading
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -347,6 +348,97 @@ def on_selected(
     return image.index_copy(0, device_index, fn(image.index_select(0, device_index), index))
 
 
+#: Scratch buffers up to this size are kept between calls (:func:`scratch`); 0 keeps none.
+SCRATCH_MAX_BYTES = 16 << 20
+_scratch_pools = threading.local()
+
+
+def scratch(
+    slot: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, avoid: torch.Tensor | None = None
+) -> torch.Tensor:
+    """An uninitialised tensor for a temporary, kept on the CPU between calls (per thread and ``slot``).
+
+    A large tensor freshly allocated on the CPU comes back from the OS page by page, and on some
+    machines those page faults cost several passes over the data (benchmarks/RESULTS.md, run 8):
+    the CPU executor's chunks would fault the same temporaries in again for every chunk. So on
+    the CPU a buffer of up to :data:`SCRATCH_MAX_BYTES` is kept and handed out again. The caller
+    must be done with the tensor before the next request for the same ``slot`` (it must not
+    return it, or keep it past its own call) unless the executor copies it out first. When the
+    buffer shares memory with ``avoid`` (the caller's input), a fresh tensor is returned instead.
+    Other devices get a plain ``torch.empty`` (their allocators cache already).
+
+    Example:
+        >>> t = scratch("doc", (2, 3), torch.float32, torch.device("cpu"))
+        >>> t.shape, t.dtype
+        (torch.Size([2, 3]), torch.float32)
+    """
+    numel = math.prod(shape)
+    if device.type != "cpu" or numel * dtype.itemsize > SCRATCH_MAX_BYTES or getattr(_scratch_pools, "off", 0):
+        return torch.empty(shape, dtype=dtype, device=device)
+    pool = getattr(_scratch_pools, "pool", None)
+    if pool is None:
+        pool = _scratch_pools.pool = {}
+    buffer = pool.get((slot, dtype))
+    if buffer is None or buffer.numel() < numel:
+        buffer = pool[(slot, dtype)] = torch.empty(numel, dtype=dtype)
+    elif avoid is not None and avoid.untyped_storage().data_ptr() == buffer.untyped_storage().data_ptr():
+        return torch.empty(shape, dtype=dtype, device=device)
+    return buffer[:numel].view(shape)
+
+
+def stage_output(slot: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, avoid: torch.Tensor) -> torch.Tensor | None:
+    """A :func:`scratch` buffer for a stage's result when the executor allows it now, else ``None``.
+
+    The CPU executor allows it (:func:`allow_stage_output`) only around a call of an op on a whole
+    chunk whose result it copies out before the next chunk; ``avoid`` is the op's input.
+    """
+    if not getattr(_scratch_pools, "stage_output", False):
+        return None
+    return scratch(slot, shape, dtype, device, avoid=avoid)
+
+
+class allow_stage_output:  # noqa: N801 (a context manager used like a function)
+    """Within ``with allow_stage_output(flag):``, :func:`stage_output` hands out scratch buffers when ``flag``."""
+
+    def __init__(self, flag: bool) -> None:
+        self.flag = flag
+
+    def __enter__(self) -> None:
+        self.outer = getattr(_scratch_pools, "stage_output", False)
+        _scratch_pools.stage_output = self.flag
+
+    def __exit__(self, *exc: object) -> None:
+        _scratch_pools.stage_output = self.outer
+
+
+class scratch_off:  # noqa: N801 (a context manager used like a function)
+    """Within ``with scratch_off(flag):``, :func:`scratch` returns fresh memory when ``flag``.
+
+    The executor turns scratch buffers off for a call whose image requires grad: autograd keeps
+    the grid, the coverage and other inputs of the backward pass, which a later call (or the next
+    chunk) would overwrite in a reused buffer.
+    """
+
+    def __init__(self, flag: bool) -> None:
+        self.flag = flag
+
+    def __enter__(self) -> None:
+        _scratch_pools.off = getattr(_scratch_pools, "off", 0) + int(self.flag)
+
+    def __exit__(self, *exc: object) -> None:
+        _scratch_pools.off -= int(self.flag)
+
+
+def needs_autograd(x: torch.Tensor) -> bool:
+    """Whether an op on ``x`` is being recorded for backward (then no ``out=`` ops and no scratch)."""
+    return x.requires_grad and torch.is_grad_enabled()
+
+
+def release_scratch() -> None:
+    """Free this thread's :func:`scratch` buffers (they are allocated again when next needed)."""
+    _scratch_pools.pool = {}
+
+
 def tree_uses_labels(transform: Any) -> bool:
     """Whether ``transform`` or any transform inside it (containers recurse) uses labels.
 
@@ -384,6 +476,9 @@ class Transform:
     #: each output sample depends only on its own input sample and params (the executor may then
     #: process a batch in chunks); third-party batch callables, which might mix samples, do not.
     per_sample: ClassVar[bool] = True
+    #: ``apply`` always returns values in 0..1 (it clamps): the executor then skips the clamp of a
+    #: uint8 output after it.
+    clamps_to_unit_range: ClassVar[bool] = False
     #: the op reads or replaces the labels passed with ``labels=`` (generative augmenters); the
     #: torchvision and albumentations adapters then hand a sample's label to the call.
     uses_labels: ClassVar[bool] = False

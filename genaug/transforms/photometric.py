@@ -21,6 +21,9 @@ from genaug.transforms.base import (
     check_number,
     check_numbers,
     check_range,
+    needs_autograd,
+    scratch,
+    stage_output,
     uniform,
 )
 
@@ -54,14 +57,17 @@ def hue_matrix(hue: torch.Tensor) -> torch.Tensor:
     return yiq_to_rgb @ rot @ rgb_to_yiq
 
 
-def gaussian_blur(image: torch.Tensor, kernel_size: tuple[int, int], sigma: torch.Tensor) -> torch.Tensor:
+def gaussian_blur(
+    image: torch.Tensor, kernel_size: tuple[int, int], sigma: torch.Tensor, out: torch.Tensor | None = None
+) -> torch.Tensor:
     """Separable Gaussian blur with per-sample ``sigma`` ``(B, 2)`` = (y, x) and reflect borders.
 
     The 1-D kernels are Kornia's (``get_gaussian_kernel1d``). On the CPU each pass is a sum of
     shifted slices weighted per sample (3x faster than a grouped convolution with one group per
     plane, which oneDNN runs poorly for many tiny groups); elsewhere it is the grouped
     convolution, which accelerators run as one depthwise kernel per pass. Same result either way
-    (``tests/test_reference.py`` checks both against torchvision).
+    (``tests/test_reference.py`` checks both against torchvision). ``out``: an optional contiguous
+    tensor shaped like ``image`` (not sharing its memory) for the result (used on the CPU).
 
     Example:
         >>> import torch
@@ -78,27 +84,58 @@ def gaussian_blur(image: torch.Tensor, kernel_size: tuple[int, int], sigma: torc
     else:
         ky = get_gaussian_kernel1d(kh, sigma[:, 0:1])  # (B, kh)
         kx = get_gaussian_kernel1d(kw, sigma[:, 1:2])  # (B, kw)
-    return separable_blur(image, ky, kx)
+    return separable_blur(image, ky, kx, out)
 
 
-def separable_blur(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
-    """Filter rows with per-sample taps ``ky`` (B, kh) and columns with ``kx`` (B, kw), reflect borders."""
-    if image.device.type == "cpu":
-        return _blur_pass(_blur_pass(image, kx, dim=3), ky, dim=2)
-    return _blur_grouped_conv(image, ky, kx)
+def separable_blur(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """Filter rows with per-sample taps ``ky`` (B, kh) and columns with ``kx`` (B, kw), reflect borders.
+
+    ``out``: an optional contiguous tensor shaped like ``image`` for the result on the CPU.
+    """
+    if image.device.type != "cpu" or needs_autograd(image):  # the slice path writes with out= (no autograd)
+        return _blur_grouped_conv(image, ky, kx)
+    b, c, h, w = image.shape
+    ry = ky.shape[1] // 2
+    # The row pass writes into the middle of a buffer that has ry rows more at the top and the
+    # bottom; those get the reflected rows, so the column pass is a sum of shifted slices of it.
+    rows = scratch("blur_rows", (b, c, h + 2 * ry, w), image.dtype, image.device)
+    _blur_pass(image, kx, 3, rows.narrow(2, ry, h))
+    if ry:
+        rows.narrow(2, 0, ry).copy_(rows.narrow(2, ry + 1, ry).flip(2))  # row -i reads row i
+        rows.narrow(2, ry + h, ry).copy_(rows.narrow(2, h - 1, ry).flip(2))  # row h-1+i reads row h-1-i
+    if out is None:
+        out = torch.empty_like(image, memory_format=torch.contiguous_format)
+    return _weighted_slices(rows, ky, 2, out)
 
 
-def _blur_pass(image: torch.Tensor, kernel: torch.Tensor, dim: int) -> torch.Tensor:
-    """Filter along ``dim`` (2 = rows, 3 = columns) with per-sample taps ``kernel`` (B, k)."""
-    k = kernel.shape[1]
-    r, n = k // 2, image.shape[dim]
+def _weighted_slices(source: torch.Tensor, kernel: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
+    """``out[j] = sum_i kernel[:, i] * source[j + i]`` along ``dim``, summed in the order of ``i``."""
+    taps = kernel.view(-1, 1, 1, 1, kernel.shape[1])
+    m = out.shape[dim]
+    torch.mul(source.narrow(dim, 0, m), taps[..., 0], out=out)
+    for i in range(1, kernel.shape[1]):
+        out.addcmul_(source.narrow(dim, i, m), taps[..., i])
+    return out
+
+
+def _blur_pass(image: torch.Tensor, kernel: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
+    """Filter along ``dim`` (2 = rows, 3 = columns) with per-sample taps ``kernel`` (B, k), reflect borders, into ``out``.
+
+    Each output is ``sum_i kernel[i] * x[j - r + i]`` summed in the order of ``i`` (the grouped
+    convolution's numbers, up to rounding). The interior reads shifted slices of the image itself;
+    only the ``r`` positions at each end, whose taps reach past the border, are computed from a
+    small reflect-padded strip, so no padded copy of the whole image is made.
+    """
+    r, n = kernel.shape[1] // 2, image.shape[dim]
     if r == 0:
-        return image * kernel.view(-1, 1, 1, 1)
-    padded = F.pad(image, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="reflect")
-    taps = kernel.view(-1, 1, 1, 1, k)
-    out = padded.narrow(dim, 0, n) * taps[..., 0]
-    for i in range(1, k):
-        out.addcmul_(padded.narrow(dim, i, n), taps[..., i])
+        return _weighted_slices(image, kernel, dim, out)
+    if n < 4 * r:  # a small image: pad the whole of it
+        return _weighted_slices(F.pad(image, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="reflect"), kernel, dim, out)
+    left = F.pad(image.narrow(dim, 0, 2 * r), (r, 0, 0, 0) if dim == 3 else (0, 0, r, 0), mode="reflect")
+    right = F.pad(image.narrow(dim, n - 2 * r, 2 * r), (0, r, 0, 0) if dim == 3 else (0, 0, 0, r), mode="reflect")
+    _weighted_slices(image, kernel, dim, out.narrow(dim, r, n - 2 * r))
+    _weighted_slices(left, kernel, dim, out.narrow(dim, 0, r))
+    _weighted_slices(right, kernel, dim, out.narrow(dim, n - r, r))
     return out
 
 
@@ -115,11 +152,14 @@ def _blur_grouped_conv(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) 
     return out.view(b, c, h, w)
 
 
-def apply_color_affine(image: torch.Tensor, a: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """``a @ pixel + t`` for every pixel, clamped to 0..1 (``a``: (B,C,C), ``t``: (B,C))."""
+def apply_color_affine(image: torch.Tensor, a: torch.Tensor, t: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+    """``a @ pixel + t`` for every pixel, clamped to 0..1 (``a``: (B,C,C), ``t``: (B,C)).
+
+    ``out``: an optional ``(B, C, H*W)`` tensor (not sharing memory with ``image``) for the result.
+    """
     b, c = image.shape[:2]
-    out = torch.bmm(a.to(image.dtype), image.reshape(b, c, -1))
-    return out.add_(t.to(image.dtype).unsqueeze(-1)).clamp_(0.0, 1.0).view_as(image)
+    out = torch.bmm(a.to(image.dtype), image.reshape(b, c, -1), out=out)
+    return out.add_(t.to(image.dtype).unsqueeze(-1)).clamp_(0.0, 1.0).view(image.shape)
 
 
 class ColorJitter(Transform):
@@ -307,6 +347,8 @@ class RandomGaussianBlur(Transform):
         torch.Size([2, 3, 16, 16])
     """
 
+    clamps_to_unit_range = True
+
     def __init__(
         self,
         kernel_size: int | Sequence[int],
@@ -325,8 +367,9 @@ class RandomGaussianBlur(Transform):
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         _check_kernel_fits("RandomGaussianBlur", self.kernel_size, image)
         sigma = params["sigma"].to(device=image.device, dtype=image.dtype, non_blocking=True)
+        out = stage_output("blur_out", tuple(image.shape), image.dtype, image.device, avoid=image)
         # A convex combination of 0..1 values, up to rounding: clamp the last ulp back into range.
-        return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2)).clamp_(0.0, 1.0)
+        return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2), out).clamp_(0.0, 1.0)
 
 
 class RandomBilateralBlur(Transform):

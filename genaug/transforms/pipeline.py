@@ -10,12 +10,14 @@ is the single mechanism every transform goes through.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import torch
 
-from genaug.transforms.base import DRAWN_FOR, Params, Transform, on_selected, take_rows
+from genaug.transforms.base import (DRAWN_FOR, Params, Transform, allow_stage_output, needs_autograd, on_selected, scratch,
+                                   scratch_off, take_rows)
 from genaug.transforms.photometric import apply_color_affine
 from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
 
@@ -115,20 +117,45 @@ class Batch:
             batch.labels = labels
         return batch
 
-    def working(self) -> Batch:
-        """This batch with a float image (uint8 scaled to 0..1)."""
+    def working(self, pooled: bool = False) -> Batch:
+        """This batch with a float image (uint8 scaled to 0..1).
+
+        ``pooled``: the float image may go to a reused :func:`scratch` buffer (the chunked
+        executor, which copies each chunk's result out before converting the next chunk).
+        """
         if self.image.dtype != torch.uint8:
             return self
-        return replace(self, image=self.image.to(torch.float32).div_(255.0))
+        x = self.image
+        out = scratch("chunk_input", tuple(x.shape), torch.float32, x.device) if pooled else torch.empty_like(x, dtype=torch.float32)
+        # converted in place (torch.div of the uint8 tensor would cast it to a float temporary first)
+        return replace(self, image=out.copy_(x).div_(255.0))
 
-    def output_image(self) -> torch.Tensor:
-        """The image in the user's dtype: uint8 in, uint8 out (rounded, clamped) unless normalized."""
+    @property
+    def output_dtype(self) -> torch.dtype:
+        """The dtype :meth:`output_image` returns."""
+        if self.input_dtype == torch.uint8:
+            return torch.float32 if self.normalized else torch.uint8
+        return self.input_dtype
+
+    def output_image(
+        self, out: torch.Tensor | None = None, work: torch.Tensor | None = None, in_unit_range: bool = False
+    ) -> torch.Tensor:
+        """The image in the user's dtype: uint8 in, uint8 out (rounded, clamped) unless normalized.
+
+        With ``out`` (shaped like the image, of :attr:`output_dtype`) the result is written there;
+        ``work``, a float32 tensor shaped like the image, then holds the 0..255 values on the way
+        (a chunked run passes the same two buffers for every chunk instead of allocating them).
+        ``in_unit_range``: the last stage clamped every value to 0..1, so the clamp is skipped
+        (``255 * x`` is then in 0..255 already).
+        """
         image = self.image
         if self.input_dtype == torch.uint8 and not self.normalized:
-            return image.mul(255.0).round_().clamp_(0, 255).to(torch.uint8)
-        if self.input_dtype == torch.uint8:
-            return image.to(torch.float32)
-        return image.to(self.input_dtype)
+            scaled = image.mul(255.0) if work is None else torch.mul(image, 255.0, out=work)
+            scaled.round_()
+            if not in_unit_range:
+                scaled.clamp_(0, 255)
+            return scaled.to(torch.uint8) if out is None else out.copy_(scaled)
+        return image.to(self.output_dtype) if out is None else out.copy_(image)
 
     def outputs(self, image: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
         """Convert back to the user's dtype and shapes: a tensor, or a dict when targets were given.
@@ -227,6 +254,7 @@ def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> B
 
 
 def _run_color(stages: list[Stage], batch: Batch) -> Batch:
+    """The fused colour map (to a :func:`scratch` buffer in a pooled chunk, see :func:`_run_chunked`)."""
     x = batch.image
     b, c = x.shape[:2]
     uses_mean = any(getattr(s.leaf, "uses_mean", False) for s in stages)
@@ -247,7 +275,8 @@ def _run_color(stages: list[Stage], batch: Batch) -> Batch:
         if k + 1 < len(stages):  # the next op's contrast sees the mean of this op's output
             mean = (a @ mean.unsqueeze(-1)).squeeze(-1) + t
     assert a_total is not None
-    return replace(batch, image=apply_color_affine(x, a_total, t_total))
+    out = scratch("color_out", (b, c, x.shape[2] * x.shape[3]), x.dtype, x.device, avoid=x) if _pooled() else None
+    return replace(batch, image=apply_color_affine(x, a_total, t_total, out=out))
 
 
 def _run_pixel(stage: Stage, batch: Batch) -> Batch:
@@ -259,8 +288,10 @@ def _run_pixel(stage: Stage, batch: Batch) -> Batch:
             return params
         return {k: (v[index] if isinstance(v, torch.Tensor) and v.dim() > 0 else v) for k, v in params.items()}
 
-    # The op runs on the samples it applies to only (p=0.5 halves a blur's cost).
-    out = on_selected(x, params["apply"], lambda subset, index: stage.leaf.apply(subset, rows(index)))
+    # The op runs on the samples it applies to only (p=0.5 halves a blur's cost). On a whole chunk
+    # of a pooled run its result may go to a scratch buffer (see _run_chunked).
+    with allow_stage_output(_pooled() and bool(params["apply"].all())):
+        out = on_selected(x, params["apply"], lambda subset, index: stage.leaf.apply(subset, rows(index)))
     normalized = batch.normalized or getattr(stage.leaf, "produces_normalized", False)
     return replace(batch, image=out, normalized=normalized)
 
@@ -404,8 +435,31 @@ def group_stages(stages: list[Stage]) -> list[tuple[str, list[Stage]]]:
 CPU_CHUNK_BYTES = 8 << 20
 
 
+_calls = threading.local()
+
+
+def _depth() -> int:
+    """How many :func:`run` calls are in progress in this thread (more than 1: a stage called genaug)."""
+    return getattr(_calls, "depth", 0)
+
+
+def _pooled() -> bool:
+    """Whether the stage running now may put its result in a scratch buffer (see :func:`_run_chunked`)."""
+    return getattr(_calls, "pooled", False)
+
+
 def run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
     """Apply ``transform`` with ``params`` to ``batch`` and return the user-facing result."""
+    outer = _pooled()
+    _calls.depth, _calls.pooled = _depth() + 1, False  # a genaug call made by a stage pools nothing
+    try:
+        with allow_stage_output(False), scratch_off(needs_autograd(batch.image)):
+            return _run(transform, params, batch)
+    finally:
+        _calls.depth, _calls.pooled = _calls.depth - 1, outer
+
+
+def _run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | dict[str, torch.Tensor]:
     if batch.batch_size == 0:
         return _empty(transform, batch)
     stages = [Stage(*leaf) for leaf in transform.leaves(params, None)]
@@ -446,11 +500,41 @@ def _run_chunked(groups: list[tuple[str, list[Stage]]], batch: Batch, final: boo
     n = _chunk_size([s for _, group in groups for s in group], batch)
     if n >= batch.batch_size:
         return _run_groups(groups, batch.working()), False
+    # A chunk's float images live only until its result is copied into the output, so in a plain
+    # chain of stages (no alternatives, which hold their input while each group of samples runs,
+    # and not inside another genaug call made by a stage) the executor's own large temporaries go
+    # to scratch buffers reused from chunk to chunk instead of fresh memory.
+    pooled = final and _depth() == 1 and all(kind in ("geometric", "color", "pixel") for kind, _ in groups) \
+        and not needs_autograd(batch.image)
     parts = []
+    image: torch.Tensor | None = None  # with final: the whole output, written chunk by chunk
+    clamped = _ends_clamped(groups)
     for i in range(0, batch.batch_size, n):
-        part = _run_groups(_slice_groups(groups, i, i + n), _slice_batch(batch, i, i + n).working())
-        parts.append(replace(part, image=part.output_image()) if final else part)
-    return _concat(parts, batch), final
+        _calls.pooled = pooled
+        try:
+            part = _run_groups(_slice_groups(groups, i, i + n), _slice_batch(batch, i, i + n).working(pooled))
+        finally:
+            _calls.pooled = False
+        if final:
+            x = part.image
+            if image is None:
+                image = x.new_empty((batch.batch_size, *x.shape[1:]), dtype=part.output_dtype)
+            work = scratch("output_work", tuple(x.shape), torch.float32, x.device) if part.output_dtype == torch.uint8 else None
+            part = replace(part, image=part.output_image(out=image[i:i + x.shape[0]], work=work, in_unit_range=clamped))
+        parts.append(part)
+    return _concat(parts, batch, image=image), final
+
+
+def _ends_clamped(groups: list[tuple[str, list[Stage]]]) -> bool:
+    """Whether the last group leaves every sample in 0..1: a colour map, or a clamping pixel op
+    (:attr:`~genaug.transforms.base.Transform.clamps_to_unit_range`) that applies to every sample."""
+    if not groups:
+        return False
+    kind, group = groups[-1]
+    if kind == "color":
+        return True
+    last = group[-1]
+    return kind == "pixel" and getattr(last.leaf, "clamps_to_unit_range", False) and bool(_on_cpu(last.params)["apply"].all())
 
 
 def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
@@ -522,11 +606,15 @@ def _slice_groups(groups: list[tuple[str, list[Stage]]], start: int, stop: int) 
     return [(kind, [s._replace(params=take_rows(s.params, rows)) for s in group]) for kind, group in groups]
 
 
-def _concat(parts: list[Batch], original: Batch) -> Batch:
+def _concat(parts: list[Batch], original: Batch, image: torch.Tensor | None = None) -> Batch:
+    """The parts joined along the batch; ``image``, when given, is the already joined image."""
     fields = {}
     for name in _BATCHED_FIELDS:
         values = [getattr(p, name) for p in parts]
-        fields[name] = None if values[0] is None else torch.cat(values)
+        if name == "image" and image is not None:
+            fields[name] = image
+        else:
+            fields[name] = None if values[0] is None else torch.cat(values)
     return replace(parts[0], labels=original.labels, **fields)
 
 
