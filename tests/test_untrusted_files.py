@@ -235,3 +235,32 @@ def test_shipped_models_load_bitwise_and_round_trip(tmp_path, name):
     again = load_model(save_checkpoint(model, tmp_path / f"{name}.safetensors"))
     assert again.checkpoint_metadata["config"] == model.checkpoint_metadata["config"]
     assert all(torch.equal(v, again.state_dict()[k]) for k, v in state.items())
+
+
+@pytest.mark.parametrize("first_bytes", [b"\x80", b"PK"])
+def test_a_safetensors_header_length_that_looks_like_pickle_or_zip_still_loads(tmp_path, tiny_classifier, first_bytes):
+    """The header length is free-form: 1 in 256 checkpoints has 0x80 as its first byte (pickle's
+    magic) and a few "PK" (zip's). The JSON header that follows decides, not those bytes alone."""
+    tensors, meta = load_file(str(tiny_classifier)), dict(ckpt.read_header(tiny_classifier)[0])
+    path = tmp_path / "lucky.safetensors"
+
+    def header_length(pad: int) -> int:
+        meta["padding"] = "x" * pad
+        save_file(tensors, str(path), metadata=meta)
+        return int.from_bytes(path.read_bytes()[:8], "little")
+
+    base = header_length(0)
+    target = int.from_bytes(first_bytes + b"\0", "little")  # 0x80 / 0x4b50 in the low bytes
+    modulus = 1 << (8 * len(first_bytes))
+    start = base + (target - base) % modulus
+    for pad in range(start - base - 16, start - base + 16):  # the header is padded to 8 bytes
+        if pad >= 0 and header_length(pad) % modulus == target:
+            break
+    else:
+        pytest.fail(f"no padding made the header length start with {first_bytes!r}")
+    model = load_model(path)
+    assert all(torch.equal(v, tensors[k]) for k, v in model.state_dict().items())
+    pickled = tmp_path / "model.safetensors"  # a real torch.save file under the wrong suffix is still refused
+    torch.save(tensors, pickled, _use_new_zipfile_serialization=first_bytes == b"PK")
+    with pytest.raises(CheckpointError, match="pickle / torch.save"):
+        load_model(pickled)

@@ -100,8 +100,10 @@ def _check_safe_path(path: Path) -> None:
     if path.is_dir():
         raise CheckpointError(f"path={str(path)!r} is a directory; give the .safetensors file inside it")
     with open(path, "rb") as f:
-        head = f.read(8)
-    if head[:1] == b"\x80" or head[:2] == b"PK":
+        head = f.read(9)
+    # safetensors: an 8-byte little-endian header length, then the JSON header ('{'). The length's
+    # low byte may be 0x80 or its first two bytes "PK", so those alone do not mean pickle / zip.
+    if head[8:9] != b"{" and (head[:1] == b"\x80" or head[:2] == b"PK"):
         raise CheckpointError(f"path={str(path)!r} is a pickle / torch.save archive, not safetensors. {_CONVERT_HINT}")
 
 
