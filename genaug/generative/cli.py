@@ -54,6 +54,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--val-classifier", default=None,
                    help="GAN: classifier checkpoint or shipped name scoring samples for validation/early stopping")
+    p.add_argument("--d-augment", default=None, metavar="POLICY",
+                   help="GAN: differentiable discriminator augmentation (DiffAugment) on real and fake images, "
+                        "comma-separated ops from color, translation, cutout, e.g. 'translation,cutout' "
+                        "(default: off)")
+    p.add_argument("--d-augment-fill", type=float, default=d.d_augment_fill, metavar="VALUE",
+                   help="GAN: value in [-1, 1] of pixels vacated by translation / removed by cutout "
+                        "(0 = DiffAugment's mid-grey, -1 = black)")
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.safetensors")
     p.add_argument("--no-progress", action="store_true")
@@ -79,6 +86,10 @@ def canonical_command(args: argparse.Namespace) -> str:
               "--val-fraction", args.val_fraction]
     if args.val_classifier:
         parts += ["--val-classifier", args.val_classifier]
+    if args.d_augment is not None:
+        parts += ["--d-augment", args.d_augment]
+    if args.d_augment_fill != 0:
+        parts += ["--d-augment-fill", args.d_augment_fill]
     parts += ["--device", args.device]
     for item in args.set:
         parts += ["--set", item]
@@ -100,7 +111,8 @@ def run_train(args: argparse.Namespace) -> int:
         tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_d=args.lr_d,
                          betas=tuple(args.betas), weight_decay=args.weight_decay, seed=args.seed,
                          ckpt_every=args.ckpt_every, val_every=args.val_every, patience=args.patience,
-                         val_fraction=args.val_fraction, device=args.device, progress=not args.no_progress)
+                         val_fraction=args.val_fraction, device=args.device, progress=not args.no_progress,
+                         d_augment=args.d_augment, d_augment_fill=args.d_augment_fill)
         res = train(args.kind, args.data, args.out, overrides or None, tc, split=args.split, resume=args.resume,
                     val_classifier=args.val_classifier, command=canonical_command(args))
     except (ValueError, TypeError, FileNotFoundError) as e:

@@ -20,6 +20,14 @@ Validation metrics (higher is better):
 * ``gan``: with ``val_classifier`` (a :class:`Classifier` or checkpoint), minus the Fréchet
   distance between classifier features of 1,000 generated and the held-out real images;
   without it the GAN is not validated.
+
+Discriminator augmentation (GAN, ``TrainConfig.d_augment``): DiffAugment (Zhao et al. 2020).
+The same differentiable augmentation (:func:`diff_augment`: ``color``, ``translation``,
+``cutout``) is applied to every image the discriminator sees, real and fake, in the
+discriminator step and in the generator step (gradients reach the generator through it), so
+the discriminator cannot memorise a small training set. Its random parameters come from a
+``torch.Generator`` seeded from (seed, step), never from the global RNG: a run without it is
+unchanged and a resumed run is bit-exact.
 """
 
 from __future__ import annotations
@@ -44,6 +52,96 @@ from .models import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVA
 
 KINDS = ("vae", "gan", "classifier")
 CONFIGS = {"vae": VAEConfig, "gan": GANConfig, "classifier": ClassifierConfig}
+D_AUGMENT_OPS = ("color", "translation", "cutout")
+
+
+def parse_d_augment(policy: str | None) -> tuple[str, ...]:
+    """Validate a discriminator-augmentation policy; returns its ops in order (``()`` for ``None``).
+
+    A policy is a comma-separated list of distinct ops from :data:`D_AUGMENT_OPS`, applied
+    in the order given, e.g. ``"translation,cutout"`` or ``"color,translation,cutout"``
+    (DiffAugment's policies).
+    """
+    if policy is None:
+        return ()
+    if not isinstance(policy, str):
+        raise ValueError(f"d_augment={policy!r} must be None or a comma-separated string of {D_AUGMENT_OPS}")
+    ops = tuple(o.strip() for o in policy.split(","))
+    bad = [o for o in ops if o not in D_AUGMENT_OPS]
+    if bad or not ops or len(set(ops)) != len(ops):
+        raise ValueError(f"d_augment={policy!r} is not allowed: expected distinct comma-separated ops from "
+                         f"{D_AUGMENT_OPS} (e.g. 'translation,cutout' or 'color,translation,cutout')"
+                         + (f"; unknown: {bad}" if bad else ""))
+    return ops
+
+
+def diff_augment(x: torch.Tensor, policy: str | tuple[str, ...] | None,
+                 generator: torch.Generator | None = None, translation_ratio: float = 0.125,
+                 cutout_ratio: float = 0.5, fill: float = 0.0) -> torch.Tensor:
+    """DiffAugment (Zhao et al. 2020): batched random augmentation, differentiable in ``x``.
+
+    Args:
+        x: images (B, C, H, W), float, as the discriminator sees them (in [-1, 1]).
+        policy: ops in order (see :func:`parse_d_augment`); ``None`` returns ``x`` unchanged.
+        generator: CPU ``torch.Generator`` for the per-sample parameters (seeded = replayable).
+        translation_ratio: shifts are integers in ``[-s, s]`` per axis, ``s = round(ratio * side)``;
+            vacated pixels are set to ``fill``.
+        cutout_ratio: side of the square set to ``fill`` (one per image, random centre, clipped
+            at the border), as a fraction of the image side.
+        fill: value of vacated and cut-out pixels: 0 (DiffAugment's zero padding, mid-grey in
+            [-1, 1]) or e.g. -1 (black, the background of digit images).
+
+    ``color`` adds a brightness offset in [-0.5, 0.5), scales saturation by [0, 2) (a no-op
+    on one channel) and contrast by [0.5, 1.5), each per sample. Returns a tensor with the
+    shape, dtype and device of ``x``.
+
+    Example:
+        >>> x = torch.zeros(4, 1, 28, 28, requires_grad=True)
+        >>> y = diff_augment(x, "translation,cutout", torch.Generator().manual_seed(0))
+        >>> y.shape, y.requires_grad
+        (torch.Size([4, 1, 28, 28]), True)
+    """
+    ops = parse_d_augment(policy) if not isinstance(policy, tuple) else policy
+    if not ops:
+        return x
+    b, _, h, w = x.shape
+    dev, dt = x.device, x.dtype
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.rand(*shape, generator=generator).to(device=dev, dtype=dt)
+
+    for op in ops:
+        if op == "color":
+            x = x + (rand(b, 1, 1, 1) - 0.5)
+            mean = x.mean(dim=1, keepdim=True)
+            x = (x - mean) * (rand(b, 1, 1, 1) * 2) + mean
+            mean = x.mean(dim=(1, 2, 3), keepdim=True)
+            x = (x - mean) * (rand(b, 1, 1, 1) + 0.5) + mean
+        elif op == "translation":
+            sh, sw = int(h * translation_ratio + 0.5), int(w * translation_ratio + 0.5)
+            ty = torch.randint(-sh, sh + 1, (b, 1), generator=generator).to(dev)
+            tx = torch.randint(-sw, sw + 1, (b, 1), generator=generator).to(dev)
+            padded = F.pad(x, (sw, sw, sh, sh), value=fill)                      # fill outside
+            rows = torch.arange(h, device=dev)[None, :] - ty + sh                # (B, H) source rows
+            cols = torch.arange(w, device=dev)[None, :] - tx + sw                # (B, W) source cols
+            bi = torch.arange(b, device=dev)[:, None, None]
+            x = padded.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        elif op == "cutout":
+            ch, cw = int(h * cutout_ratio + 0.5), int(w * cutout_ratio + 0.5)
+            cy = torch.randint(0, h + (1 - ch % 2), (b, 1, 1), generator=generator).to(dev) - ch // 2
+            cx = torch.randint(0, w + (1 - cw % 2), (b, 1, 1), generator=generator).to(dev) - cw // 2
+            r = torch.arange(h, device=dev)[None, :, None]
+            c = torch.arange(w, device=dev)[None, None, :]
+            inside = (r >= cy) & (r < cy + ch) & (c >= cx) & (c < cx + cw)         # (B, H, W)
+            x = x * (~inside).unsqueeze(1).to(dt) if fill == 0 else torch.where(inside.unsqueeze(1), fill, x)
+        else:  # pragma: no cover - parse_d_augment rejects it
+            raise ValueError(f"unknown d_augment op {op!r}")
+    return x.contiguous()
+
+
+def d_augment_generator(seed: int, step: int) -> torch.Generator:
+    """The generator for the discriminator-augmentation parameters of ``step`` (depends on nothing else)."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 7_919 + 104_729) % 2**63)
 
 
 @dataclass
@@ -64,6 +162,12 @@ class TrainConfig:
         val_fraction: fraction of each class held out from the data for validation.
         device: ``"auto"`` (CUDA when available), ``"cpu"``, ``"cuda"``, ...
         progress: show a tqdm progress bar.
+        d_augment: GAN only: discriminator augmentation policy (DiffAugment), a comma-separated
+            list of ``color``, ``translation``, ``cutout`` (e.g. ``"translation,cutout"``);
+            ``None`` = off. See :func:`diff_augment`.
+        d_augment_fill: value (in the discriminator's [-1, 1] range) of the pixels that
+            ``translation`` vacates and ``cutout`` removes: 0 = DiffAugment's zero padding
+            (mid-grey), -1 = black.
     """
 
     steps: int = 1000
@@ -79,9 +183,15 @@ class TrainConfig:
     val_fraction: float = 0.1
     device: str = "auto"
     progress: bool = True
+    d_augment: str | None = None
+    d_augment_fill: float = 0.0
 
     def __post_init__(self) -> None:
+        if self.d_augment is not None:
+            self.d_augment = ",".join(parse_d_augment(self.d_augment))  # validated, canonical spelling
         self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
+        if not -1.0 <= self.d_augment_fill <= 1.0:
+            raise ValueError(f"d_augment_fill={self.d_augment_fill!r} must be in [-1, 1]")
         for name in ("steps", "batch_size", "ckpt_every"):
             v = getattr(self, name)
             if not isinstance(v, int) or v < 1:
@@ -94,6 +204,16 @@ class TrainConfig:
             raise ValueError(f"val_fraction={self.val_fraction!r} must be in [0, 1)")
         if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
             raise ValueError(f"lr={self.lr!r} / lr_d={self.lr_d!r} must be > 0")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        """Rebuild from ``asdict`` output (e.g. a checkpoint's provenance ``train_config``).
+
+        Fields missing from ``data`` (written by an older genaug, e.g. ``d_augment``) take their
+        defaults; unknown keys are ignored.
+        """
+        names = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: (tuple(v) if k == "betas" else v) for k, v in data.items() if k in names})
 
 
 @dataclass
@@ -195,8 +315,10 @@ class _Trainer:
 
     def __init__(self, kind: str, model: nn.Module, opts: dict[str, torch.optim.Optimizer],
                  device: torch.device, val_images: torch.Tensor, val_labels: torch.Tensor,
-                 val_classifier: Classifier | None) -> None:
+                 val_classifier: Classifier | None, d_augment: str | None = None, seed: int = 0,
+                 d_augment_fill: float = 0.0) -> None:
         self.kind, self.model, self.opts, self.device = kind, model, opts, device
+        self.d_augment, self.seed, self.d_augment_fill = parse_d_augment(d_augment), seed, float(d_augment_fill)
         self.val_images, self.val_labels = val_images, val_labels
         self.val_classifier = val_classifier
         self._val_feats: torch.Tensor | None = None
@@ -221,12 +343,18 @@ class _Trainer:
         real = x * 2 - 1
         z = torch.randn(x.shape[0], m.config.latent_dim, device=self.device)
         fake = m.generator(z, y)
-        d_loss = m.d_loss(m.discriminator(real, y), m.discriminator(fake.detach(), y))
-        pen = m.penalty(real, fake, y)
+        if self.d_augment:  # DiffAugment: independent draws for real / fake (D step) and fake (G step)
+            ga = d_augment_generator(self.seed, self.step_count)
+            aug = lambda t: diff_augment(t, self.d_augment, ga, fill=self.d_augment_fill)  # noqa: E731
+        else:
+            aug = lambda t: t  # noqa: E731
+        real_d, fake_d = aug(real), aug(fake.detach())
+        d_loss = m.d_loss(m.discriminator(real_d, y), m.discriminator(fake_d, y))
+        pen = m.penalty(real_d, fake_d, y)  # R1 / GP on what D sees (as StyleGAN2-ADA)
         self.opts["d"].zero_grad(set_to_none=True)
         (d_loss + pen).backward()
         self.opts["d"].step()
-        g_loss = m.g_loss(m.discriminator(fake, y))
+        g_loss = m.g_loss(m.discriminator(aug(fake), y))
         ms = m.mode_seeking_loss(fake, z, y)
         self.opts["g"].zero_grad(set_to_none=True)
         (g_loss + ms).backward()
@@ -322,6 +450,9 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not allowed; allowed: {KINDS}")
     tc = train_config or TrainConfig()
+    if tc.d_augment is not None and kind != "gan":
+        raise ValueError(f"d_augment={tc.d_augment!r} is only used for kind='gan' (there is no discriminator "
+                         f"in kind={kind!r})")
     log = log or (lambda s: print(s, file=sys.stderr))
     out = Path(out)
     ds = load_builtin(data, split) if not isinstance(data, ImageTensorDataset) else data
@@ -356,7 +487,8 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
             raise ValueError("val_classifier is only used for kind='gan'")
         clf = val_classifier if isinstance(val_classifier, Classifier) else load_model(val_classifier)
         clf = clf.to(device).eval()
-    trainer = _Trainer(kind, model, opts, device, ds.images[va_idx], ds.labels[va_idx], clf)
+    trainer = _Trainer(kind, model, opts, device, ds.images[va_idx], ds.labels[va_idx], clf,
+                       d_augment=tc.d_augment, seed=tc.seed, d_augment_fill=tc.d_augment_fill)
     conditional = model_config.num_classes > 0
 
     state = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": [], "stopped_early": False}
@@ -371,6 +503,10 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
         if js["train_config"]["seed"] != tc.seed or js["train_config"]["batch_size"] != tc.batch_size:
             raise CheckpointError(f"cannot resume: seed/batch_size differ from {last_js} "
                                   f"({js['train_config']['seed']}/{js['train_config']['batch_size']})")
+        old_da = (js["train_config"].get("d_augment"), js["train_config"].get("d_augment_fill", 0.0))
+        if old_da != (tc.d_augment, tc.d_augment_fill):
+            raise CheckpointError(f"cannot resume: d_augment={tc.d_augment!r}, d_augment_fill={tc.d_augment_fill!r} "
+                                  f"differ from {last_js} (d_augment={old_da[0]!r}, d_augment_fill={old_da[1]!r})")
         tensors, _ = read_checkpoint(last_st)
         model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(model_sd, strict=True)
