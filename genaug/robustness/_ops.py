@@ -305,15 +305,27 @@ def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
 
 
 def conv2d_same(x: torch.Tensor, kernel: np.ndarray, mode: str) -> torch.Tensor:
-    """Correlate each plane of ``x`` with the odd square ``kernel``, ``mode`` borders (OpenCV ``filter2D``)."""
+    """Correlate each plane of ``x`` with the odd square ``kernel``, ``mode`` borders (OpenCV ``filter2D``).
+
+    Example:
+        >>> x = torch.rand(2, 3, 20, 20)
+        >>> k = np.zeros((5, 5)); k[2, 2] = 1.0
+        >>> bool((conv2d_same(x, k, "mirror") - x).abs().max() < 1e-6)
+        True
+    """
     b, c, h, w = x.shape
     k = kernel.shape[0]
     r = k // 2
     rows = border_index(torch.arange(-r, h + r), h, mode).to(x.device)
     cols = border_index(torch.arange(-r, w + r), w, mode).to(x.device)
-    padded = x.index_select(2, rows).index_select(3, cols)
-    weight = torch.from_numpy(np.ascontiguousarray(kernel)).to(device=x.device, dtype=x.dtype).view(1, 1, k, k)
-    return F.conv2d(padded.reshape(b * c, 1, h + 2 * r, w + 2 * r), weight).view(b, c, h, w)
+    padded = x.index_select(2, rows).index_select(3, cols).to(torch.float64)
+    # By FFT in float64 (the defocus disks are 17x17 and larger): ~2x faster than a direct float32
+    # convolution at 224 px and closer to OpenCV (which also switches to the DFT for such kernels);
+    # float64 conv2d on the CPU would unfold (im2col) the whole batch, tens of GB at 224 px.
+    size = (h + 2 * r, w + 2 * r)
+    flipped = torch.from_numpy(np.ascontiguousarray(kernel[::-1, ::-1], dtype=np.float64)).to(x.device)
+    out = torch.fft.irfft2(torch.fft.rfft2(padded).mul_(torch.fft.rfft2(flipped, s=size)), s=size)
+    return out[..., 2 * r:2 * r + h, 2 * r:2 * r + w].to(x.dtype)
 
 
 # ----------------------------------------------------------------------------- colour
