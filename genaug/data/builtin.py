@@ -25,6 +25,7 @@ output in either layout) and any ``torch.utils.data.Dataset`` whose items are
 from __future__ import annotations
 
 import functools
+import os
 from typing import Any
 
 import numpy as np
@@ -203,23 +204,16 @@ def load_builtin(name: str | Dataset, split: str = "train") -> ImageTensorDatase
         return from_dataset(name, split=split)
     if not isinstance(name, str):
         raise TypeError(f"name must be a str or a Dataset, got {type(name).__name__}")
-    if name.startswith("imagefolder:"):
-        import os
-
-        from torchvision.datasets import ImageFolder
-
-        path = name.split(":", 1)[1]
+    kind, colon, path = name.partition(":")
+    if colon and kind in ("imagefolder", "export"):
         if not os.path.isdir(path):
-            raise FileNotFoundError(f"imagefolder path {path!r} is not a directory")
-        return from_dataset(ImageFolder(path), name=name, split=split)
-    if name.startswith("export:"):
-        import os
+            raise FileNotFoundError(f"{kind} path {path!r} is not a directory")
+        if kind == "imagefolder":
+            from torchvision.datasets import ImageFolder
 
+            return from_dataset(ImageFolder(path), name=name, split=split)
         from .export import ExportError, load_export
 
-        path = name.split(":", 1)[1]
-        if not os.path.isdir(path):
-            raise FileNotFoundError(f"export path {path!r} is not a directory")
         try:
             return load_export(path)
         except ExportError as e:

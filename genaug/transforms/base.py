@@ -21,12 +21,13 @@ call path, replay, targets, serialization and the adapters come from here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
 import os
 import threading
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 import numpy as np
 import torch
@@ -373,7 +374,7 @@ def scratch(
         (torch.Size([2, 3]), torch.float32)
     """
     numel = math.prod(shape)
-    if device.type != "cpu" or numel * dtype.itemsize > SCRATCH_MAX_BYTES or getattr(_scratch_pools, "off", 0):
+    if device.type != "cpu" or numel * dtype.itemsize > SCRATCH_MAX_BYTES or getattr(_scratch_pools, "off", False):
         return torch.empty(shape, dtype=dtype, device=device)
     pool = getattr(_scratch_pools, "pool", None)
     if pool is None:
@@ -397,36 +398,30 @@ def stage_output(slot: str, shape: tuple[int, ...], dtype: torch.dtype, device: 
     return scratch(slot, shape, dtype, device, avoid=avoid)
 
 
-class allow_stage_output:  # noqa: N801 (a context manager used like a function)
+@contextlib.contextmanager
+def _thread_setting(name: str, value: bool) -> Iterator[None]:
+    """Set a flag of this thread's scratch state for the ``with`` block, then restore it."""
+    outer = getattr(_scratch_pools, name, False)
+    setattr(_scratch_pools, name, value)
+    try:
+        yield
+    finally:
+        setattr(_scratch_pools, name, outer)
+
+
+def allow_stage_output(flag: bool) -> contextlib.AbstractContextManager[None]:
     """Within ``with allow_stage_output(flag):``, :func:`stage_output` hands out scratch buffers when ``flag``."""
-
-    def __init__(self, flag: bool) -> None:
-        self.flag = flag
-
-    def __enter__(self) -> None:
-        self.outer = getattr(_scratch_pools, "stage_output", False)
-        _scratch_pools.stage_output = self.flag
-
-    def __exit__(self, *exc: object) -> None:
-        _scratch_pools.stage_output = self.outer
+    return _thread_setting("stage_output", flag)
 
 
-class scratch_off:  # noqa: N801 (a context manager used like a function)
-    """Within ``with scratch_off(flag):``, :func:`scratch` returns fresh memory when ``flag``.
+def scratch_off(flag: bool) -> contextlib.AbstractContextManager[None]:
+    """Within ``with scratch_off(flag):``, :func:`scratch` returns fresh memory when ``flag`` (or an outer block's).
 
     The executor turns scratch buffers off for a call whose image requires grad: autograd keeps
     the grid, the coverage and other inputs of the backward pass, which a later call (or the next
     chunk) would overwrite in a reused buffer.
     """
-
-    def __init__(self, flag: bool) -> None:
-        self.flag = flag
-
-    def __enter__(self) -> None:
-        _scratch_pools.off = getattr(_scratch_pools, "off", 0) + int(self.flag)
-
-    def __exit__(self, *exc: object) -> None:
-        _scratch_pools.off -= int(self.flag)
+    return _thread_setting("off", bool(flag) or getattr(_scratch_pools, "off", False))
 
 
 def needs_autograd(x: torch.Tensor) -> bool:
