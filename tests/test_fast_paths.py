@@ -15,7 +15,7 @@ from kornia.filters import get_gaussian_kernel1d
 import genaug as ga
 from genaug.transforms import base, pipeline
 from genaug.transforms.photometric import _blur_grouped_conv, separable_blur
-from genaug.transforms.warp import _coverage, _footprint_scale, _host, sampling_grid
+from genaug.transforms.warp import edge_coverage, _footprint_scale, _host, sampling_grid
 
 
 def _padded_blur(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
@@ -80,7 +80,7 @@ def test_coverage_in_place_equals_the_min_clamp_product():
     m = torch.zeros(5, 3, 3, dtype=torch.float64)
     m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = scale * angle.cos(), -scale * angle.sin(), scale * angle.sin(), scale * angle.cos()
     m[:, :2, 2], m[:, 2, 2] = 3.0, 1.0
-    cov = _coverage(m, (24, 20), (18, 22), torch.empty(0))
+    cov = edge_coverage(m, (24, 20), (18, 22), torch.empty(0))
     # the plain formulation (four temporaries), from the same coefficients
     import numpy as np
 

@@ -623,6 +623,16 @@ class Transform:
         """(pixel ops) transform a float ``(B, C, H, W)`` image; gating by ``apply`` is done by the caller."""
         raise NotImplementedError
 
+    def opencv_kernel(self, params: Params, size: tuple[int, int]) -> Callable[[Any, int], Any] | None:
+        """(pixel ops, optional) this op on one sample for ``Compose(backend="opencv")``, or None.
+
+        Called once per batch with the op's params and the input size; returns ``kernel(image,
+        i)`` that applies the op to sample ``i``, an ``(H, W, C)`` (or ``(H, W)``) uint8 or float32
+        NumPy array, with OpenCV, and returns the result (never modifying ``image``). A pixel op
+        without one (the default) sends the call to the torch backend.
+        """
+        return None
+
     def replace_samples(self, batch: Any, params: Params, index: torch.Tensor) -> tuple[torch.Tensor, Any]:
         """(replace ops) New images for the samples ``index`` and the labels of the whole batch.
 

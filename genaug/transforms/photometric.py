@@ -26,6 +26,7 @@ from genaug.transforms.base import (
     stage_output,
     uniform,
 )
+from genaug.transforms.opencv_backend import OpenCVKernel, separable_filter
 
 #: ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
 LUMA = (0.2989, 0.587, 0.114)
@@ -77,14 +78,17 @@ def gaussian_blur(
     """
     if image.numel() == 0:
         return image.clone()
+    ky, kx = gaussian_taps(kernel_size, sigma.to(device=image.device, dtype=image.dtype))
+    return separable_blur(image, ky, kx, out)
+
+
+def gaussian_taps(kernel_size: tuple[int, int], sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Kornia's 1-D Gaussian taps ``ky`` (B, kh) and ``kx`` (B, kw) for per-sample ``sigma`` (B, 2) = (y, x)."""
     (kh, kw) = kernel_size
-    sigma = sigma.to(device=image.device, dtype=image.dtype)
     if kh == kw:  # one Kornia call for both axes (it costs ~0.15 ms whatever the batch size)
         ky, kx = get_gaussian_kernel1d(kh, sigma.reshape(-1, 1)).view(-1, 2, kh).unbind(1)
-    else:
-        ky = get_gaussian_kernel1d(kh, sigma[:, 0:1])  # (B, kh)
-        kx = get_gaussian_kernel1d(kw, sigma[:, 1:2])  # (B, kw)
-    return separable_blur(image, ky, kx, out)
+        return ky, kx
+    return get_gaussian_kernel1d(kh, sigma[:, 0:1]), get_gaussian_kernel1d(kw, sigma[:, 1:2])
 
 
 def separable_blur(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -328,8 +332,8 @@ def _kernel_size(value: Any) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def _check_kernel_fits(name: str, kernel: tuple[int, int], image: torch.Tensor) -> None:
-    h, w = image.shape[-2:]
+def _check_kernel_fits(name: str, kernel: tuple[int, int], size: tuple[int, int]) -> None:
+    h, w = size
     if kernel[0] > 2 * h - 1 or kernel[1] > 2 * w - 1:
         raise ValueError(f"{name} kernel_size {kernel} is too large for a {h}x{w} image with reflect padding")
 
@@ -365,11 +369,17 @@ class RandomGaussianBlur(Transform):
         return {"sigma": uniform(*self.sigma, n, generator)}
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
-        _check_kernel_fits("RandomGaussianBlur", self.kernel_size, image)
+        _check_kernel_fits("RandomGaussianBlur", self.kernel_size, image.shape[-2:])
         sigma = params["sigma"].to(device=image.device, dtype=image.dtype, non_blocking=True)
         out = stage_output("blur_out", tuple(image.shape), image.dtype, image.device, avoid=image)
         # A convex combination of 0..1 values, up to rounding: clamp the last ulp back into range.
         return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2), out).clamp_(0.0, 1.0)
+
+    def opencv_kernel(self, params: Params, size: tuple[int, int]) -> OpenCVKernel:
+        _check_kernel_fits("RandomGaussianBlur", self.kernel_size, size)
+        sigma = params["sigma"].to(device="cpu", dtype=torch.float32).view(-1, 1).expand(-1, 2)
+        ky, kx = (k.numpy() for k in gaussian_taps(self.kernel_size, sigma))
+        return lambda image, i: separable_filter(image, ky[i], kx[i])
 
 
 class RandomBilateralBlur(Transform):
@@ -407,7 +417,7 @@ class RandomBilateralBlur(Transform):
         }
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
-        _check_kernel_fits("RandomBilateralBlur", self.kernel_size, image)
+        _check_kernel_fits("RandomBilateralBlur", self.kernel_size, image.shape[-2:])
         to = dict(device=image.device, dtype=image.dtype, non_blocking=True)
         space = params["sigma_space"].to(**to).view(-1, 1).expand(-1, 2)
         return bilateral_blur(image, self.kernel_size, params["sigma_color"].to(**to), space).clamp_(0.0, 1.0)

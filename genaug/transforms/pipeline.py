@@ -18,6 +18,7 @@ import torch
 
 from genaug.transforms.base import (DRAWN_FOR, Params, Transform, allow_stage_output, needs_autograd, on_selected, scratch,
                                    scratch_off, take_rows)
+from genaug.transforms import opencv_backend
 from genaug.transforms.photometric import apply_color_affine
 from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
 
@@ -253,20 +254,21 @@ def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> B
     return warp_batch(batch, total, size, options)
 
 
-def _run_color(stages: list[Stage], batch: Batch) -> Batch:
-    """The fused colour map (to a :func:`scratch` buffer in a pooled chunk, see :func:`_run_chunked`)."""
-    x = batch.image
-    b, c = x.shape[:2]
-    uses_mean = any(getattr(s.leaf, "uses_mean", False) for s in stages)
-    mean = x.mean(dim=(2, 3)) if uses_mean else x.new_zeros(b, c)
+def fused_color_affine(stages: list[Stage], mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fused colour map ``x -> a @ x + t`` of consecutive colour stages: ``a`` (B, C, C), ``t`` (B, C).
+
+    ``mean`` (B, C) is the mean colour of the group's input (contrast needs it; each later op sees
+    the mean of the previous op's output). A sample a stage does not apply to gets its identity.
+    """
+    b, c = mean.shape
     a_total: torch.Tensor | None = None
-    t_total = x.new_zeros(b, c)
+    t_total = mean.new_zeros(b, c)
     for k, stage in enumerate(stages):
         a, t = stage.leaf.color_affine(stage.params, mean, c)
         apply = stage.params["apply"]
         if not bool(apply.cpu().all()):  # (CPU params: no sync)
-            gate = apply.to(x.device, non_blocking=True)
-            a = torch.where(gate.view(-1, 1, 1), a, torch.eye(c, dtype=x.dtype, device=x.device))
+            gate = apply.to(mean.device, non_blocking=True)
+            a = torch.where(gate.view(-1, 1, 1), a, torch.eye(c, dtype=mean.dtype, device=mean.device))
             t = torch.where(gate.view(-1, 1), t, 0.0)
         if a_total is None:
             a_total, t_total = a, t
@@ -275,6 +277,20 @@ def _run_color(stages: list[Stage], batch: Batch) -> Batch:
         if k + 1 < len(stages):  # the next op's contrast sees the mean of this op's output
             mean = (a @ mean.unsqueeze(-1)).squeeze(-1) + t
     assert a_total is not None
+    return a_total, t_total
+
+
+def uses_mean(stages: list[Stage]) -> bool:
+    """Whether a colour group's map depends on the mean colour of its input (contrast)."""
+    return any(getattr(s.leaf, "uses_mean", False) for s in stages)
+
+
+def _run_color(stages: list[Stage], batch: Batch) -> Batch:
+    """The fused colour map (to a :func:`scratch` buffer in a pooled chunk, see :func:`_run_chunked`)."""
+    x = batch.image
+    b, c = x.shape[:2]
+    mean = x.mean(dim=(2, 3)) if uses_mean(stages) else x.new_zeros(b, c)
+    a_total, t_total = fused_color_affine(stages, mean)
     out = scratch("color_out", (b, c, x.shape[2] * x.shape[3]), x.dtype, x.device, avoid=x) if _pooled() else None
     return replace(batch, image=apply_color_affine(x, a_total, t_total, out=out))
 
@@ -470,10 +486,17 @@ def _run(transform: Transform, params: Params, batch: Batch) -> torch.Tensor | d
         if stage.leaf.needs_color_channels and channels not in (1, 3):
             raise ValueError(f"{type(stage.leaf).__name__} needs 1- or 3-channel images, got {channels} channels")
     segments = _segments(group_stages(stages)) or [("fused", [])]
-    converted = False
+    if getattr(transform, "backend", "torch") == "opencv" and segments[0][0] == "fused":
+        # the leading ops OpenCV has kernels for run there; the rest (if any) below, as usual
+        done = opencv_backend.run(segments[0][1], batch)
+        if done is not None:
+            batch, rest = done
+            segments = ([("fused", rest)] if rest else []) + segments[1:]
+    # converted: the image is in the output dtype already (still uint8 when OpenCV ran everything)
+    converted = batch.image.dtype == torch.uint8
     for k, (kind, groups) in enumerate(segments):
         if kind == "replace":  # once on the whole batch: one forward pass of the model
-            batch = _run_groups(groups, batch.working())
+            batch, converted = _run_groups(groups, batch.working()), False
         else:
             batch, converted = _run_chunked(groups, batch, final=k == len(segments) - 1)
     return batch.outputs(image=batch.image if converted else None)

@@ -177,30 +177,42 @@ def shrink_sigmas(matrix: torch.Tensor) -> torch.Tensor:
 ANTIALIAS_MIN_SIGMA = 0.5
 
 
-def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
-    """Pre-blur the samples whose warp shrinks by more than sqrt(2); the others are untouched.
+def antialias_taps(matrix: torch.Tensor, in_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Which samples the pre-blur applies to and their separable taps, or None when none needs it.
 
-    Which samples need it is decided on the CPU from the matrices (no device sync). Each sample's
-    kernel spans its own +-3 sigma (zero taps pad it to the widest one), so a sample's result does
-    not depend on the rest of its batch.
+    Returns ``(needs, taps)``: ``needs`` a CPU bool ``(B,)`` (the warp shrinks by more than
+    sqrt(2)), ``taps`` float64 ``(n, 2, k)`` (y then x taps of the ``n`` selected samples). Each
+    sample's kernel spans its own +-3 sigma (zero taps pad it to the widest one), so a sample's
+    result does not depend on the rest of its batch.
     """
     sigmas = shrink_sigmas(matrix)
     needs = sigmas.amax(dim=1) >= ANTIALIAS_MIN_SIGMA
     if not bool(needs.any()):
-        return image
+        return None
     sig = sigmas[needs].clamp(min=1e-3)
-    max_radius = (min(image.shape[-2:]) - 1) // 2  # reflect padding needs radius < size
+    max_radius = (min(in_size) - 1) // 2  # reflect padding needs radius < size
     radius = (3.0 * sig).ceil().clamp(max=max_radius)  # (n, 2)
     widest = int(radius.max())
     if widest < 1:
-        return image
+        return None
     # Kornia's taps over a window fixed by the image size (so that even the rounding of the
     # normaliser is the same whatever the batch), cut to each sample's own radius, renormalised,
     # then trimmed to the batch's widest kernel (the rest are zeros).
     window = get_gaussian_kernel1d(2 * max_radius + 1, sig.reshape(-1, 1)).view(-1, 2, 2 * max_radius + 1)
     offsets = torch.arange(-max_radius, max_radius + 1, dtype=torch.float64)
     taps = window * (offsets.abs() <= radius.unsqueeze(-1))
-    taps = (taps / taps.sum(-1, keepdim=True))[..., max_radius - widest:max_radius + widest + 1]
+    return needs, (taps / taps.sum(-1, keepdim=True))[..., max_radius - widest:max_radius + widest + 1]
+
+
+def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+    """Pre-blur the samples whose warp shrinks by more than sqrt(2) (:func:`antialias_taps`); the others are untouched.
+
+    Which samples need it is decided on the CPU from the matrices (no device sync).
+    """
+    found = antialias_taps(matrix, (int(image.shape[-2]), int(image.shape[-1])))
+    if found is None:
+        return image
+    needs, taps = found
     taps = taps.to(image.dtype).to(image.device, non_blocking=True)
     return on_selected(image, needs, lambda subset, _: separable_blur(subset, taps[:, 0], taps[:, 1]))
 
@@ -222,9 +234,9 @@ def warp_image(
     # pixel's footprint lies outside the source. Unlike zero padding, this does not darken the edges
     # of upscaled crops and resizes (a footprint narrower than a pixel that is still inside).
     out = F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=False)
-    if _footprints_inside(matrix, in_size, out_size):
+    if footprints_inside(matrix, in_size, out_size):
         return out  # no output pixel reaches outside the source: nothing to fill
-    coverage = _coverage(matrix, in_size, out_size, out)
+    coverage = edge_coverage(matrix, in_size, out_size, out)
     if mode == "nearest":
         coverage = (coverage >= 0.5).to(out.dtype)
     fill = options.fill if isinstance(options.fill, tuple) else (options.fill,)
@@ -234,26 +246,26 @@ def warp_image(
     return torch.lerp(fill_t.expand_as(out), out, coverage)
 
 
-def _footprints_inside(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+def footprints_inside(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
     """True when every output pixel's footprint lies inside the source (checked on the CPU corners)."""
+    return bool(footprints_inside_each(matrix, in_size, out_size).all())
+
+
+def footprints_inside_each(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> np.ndarray:
+    """Per sample ``(B,)``: whether every output pixel's footprint lies inside the source."""
     m = _host(matrix)
     h, w = out_size
     corners = np.array([[0, 0, 1], [w - 1, 0, 1], [0, h - 1, 1], [w - 1, h - 1, 1]], dtype=np.float64)
     mapped = np.einsum("bij,kj->bki", m[:, :2, :], corners)  # pixel centres
     margin = (_footprint_scale(m) / 2 - 0.5)[:, None, :]  # footprint half-width - 0.5
     limit = np.array([in_size[1] - 1, in_size[0] - 1], dtype=np.float64)
-    return bool(((mapped >= margin) & (mapped <= limit - margin)).all())
+    return ((mapped >= margin) & (mapped <= limit - margin)).all(axis=(1, 2))
 
 
-def _coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
-    """Fraction ``(B, 1, h, w)`` of each output pixel's footprint inside the source image.
-
-    The footprint of an output pixel is ``s`` input pixels wide along each axis, ``s`` being the
-    local scale of the warp; with ``s = 1`` this is exactly bilinear zero padding. Per axis, the
-    distances (in footprints) to the two source edges are affine in the output coordinates, so
-    they are built like the grid: a (B,1,w) row plus a (B,h,1) column, then min and clamp.
-    """
-    (h_in, w_in), (h, w) = in_size, out_size
+def coverage_coefficients(matrix: torch.Tensor, in_size: tuple[int, int]) -> np.ndarray:
+    """``(B, 2, 6)``: per axis (x, y), the distances in footprints from an output pixel ``(i, j)`` to
+    the near and the far source edge, ``a j + b i + c`` and ``a' j + b' i + c'``, as ``(a, b, c, a', b', c')``."""
+    h_in, w_in = in_size
     m = _host(matrix)
     inv = 1.0 / _footprint_scale(m)  # (B, 2)
     # continuous source coordinate along an axis: m[a,0]*j + m[a,1]*i + m[a,2] + 0.5; per axis,
@@ -263,13 +275,42 @@ def _coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[in
         a, b = m[:, axis, 0] * inv[:, axis], m[:, axis, 1] * inv[:, axis]
         c = (m[:, axis, 2] + 0.5) * inv[:, axis] + 0.5
         coeffs[:, axis] = np.stack([a, b, c, -a, -b, extent * inv[:, axis] - c + 1.0], axis=1)
+    return coeffs
+
+
+def edge_coverage_one(coeffs: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
+    """:func:`edge_coverage` of one sample in NumPy float32 ``(h, w)``, from its :func:`coverage_coefficients` ``(2, 6)``.
+
+    The same float32 operations in the same order as the torch version, so the same numbers.
+    """
+    h, w = out_size
+    k = coeffs.astype(np.float32)
+    j, i = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
+    inside = []
+    for axis in (0, 1):
+        near = np.add.outer(k[axis, 1] * i + k[axis, 2], k[axis, 0] * j)
+        far = np.add.outer(k[axis, 4] * i + k[axis, 5], k[axis, 3] * j)
+        inside.append(np.clip(np.minimum(near, far, out=near), 0.0, 1.0, out=near))
+    return np.multiply(inside[0], inside[1], out=inside[0])
+
+
+def edge_coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+    """Fraction ``(B, 1, h, w)`` of each output pixel's footprint inside the source image.
+
+    The footprint of an output pixel is ``s`` input pixels wide along each axis, ``s`` being the
+    local scale of the warp; with ``s = 1`` this is exactly bilinear zero padding. Per axis, the
+    distances (in footprints) to the two source edges are affine in the output coordinates, so
+    they are built like the grid: a (B,1,w) row plus a (B,h,1) column, then min and clamp.
+    """
+    h, w = out_size
+    coeffs = coverage_coefficients(matrix, in_size)
     k = torch.from_numpy(coeffs).to(device=like.device, dtype=like.dtype, non_blocking=True)
     j = torch.arange(w, dtype=like.dtype, device=like.device)
     i = torch.arange(h, dtype=like.dtype, device=like.device)
     # both axes at once: (B, 2, h, w) distances to the near and the far edge; then in place (two
     # large temporaries, not four): the smaller one, clamped, and the product of the two axes
     # (scratch buffers: the result is a view of one, used by the caller before the next call)
-    shape = (m.shape[0], 2, h, w)
+    shape = (coeffs.shape[0], 2, h, w)
     near = scratch("coverage_near", shape, like.dtype, like.device)
     far = scratch("coverage_far", shape, like.dtype, like.device)
     torch.add((k[:, :, 0:1] * j).unsqueeze(2), (k[:, :, 1:2] * i + k[:, :, 2:3]).unsqueeze(3), out=near)
@@ -508,7 +549,11 @@ def warp_masks(
 
 def warp_batch(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], options: WarpOptions) -> Batch:
     """Warp the image and every target of ``batch`` with one matrix (the fused chain)."""
-    image = warp_image(batch.image, matrix, out_size, options)
+    return replace(warp_targets(batch, matrix, out_size, options), image=warp_image(batch.image, matrix, out_size, options))
+
+
+def warp_targets(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], options: WarpOptions) -> Batch:
+    """Warp every target of ``batch`` (masks, boxes, keypoints) with ``matrix``; the image is left as it is."""
     masks = batch.masks
     if masks is not None:
         masks = warp_masks(masks, matrix, out_size, options.padding_mode)  # by index: exact for every dtype
@@ -523,7 +568,6 @@ def warp_batch(batch: Batch, matrix: torch.Tensor, out_size: tuple[int, int], op
         keypoints_valid = keypoints_valid & points_inside(keypoints, out_size)
     return replace(
         batch,
-        image=image,
         masks=masks,
         boxes=boxes,
         boxes_valid=boxes_valid,
