@@ -11,7 +11,7 @@ p=1, per-sample parameters; input size = output size):
 * torchvision v2 per sample, in the workers;
 * albumentations per sample (HWC uint8 arrays, its native form), in the workers;
 * genaug per sample, in the workers (one call per image: its fixed cost per call dominates);
-* genaug per batch, in the ``collate_fn`` (in the workers);
+* genaug per batch, in the ``collate_fn`` (in the workers), on the torch and on the OpenCV backend;
 * genaug ``DeviceLoader``: the workers only decode; the batch is augmented in the main process on
   the device (CUDA when present, else the CPU, with ``--threads`` threads).
 
@@ -51,9 +51,10 @@ CONFIGS = (
     "albumentations, per sample in workers",
     "genaug, per sample in workers",
     "genaug, per batch in collate_fn (workers)",
+    'genaug backend="opencv", per batch in collate_fn (workers)',
     "genaug DeviceLoader",
 )
-DECODE_ONLY, TORCHVISION, ALBUMENTATIONS, GENAUG_SAMPLE, GENAUG_COLLATE, DEVICE_LOADER = CONFIGS
+DECODE_ONLY, TORCHVISION, ALBUMENTATIONS, GENAUG_SAMPLE, GENAUG_COLLATE, OPENCV_COLLATE, DEVICE_LOADER = CONFIGS
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -226,6 +227,7 @@ def build_configs(folder: Path, size: int, args: argparse.Namespace, device: tor
     configs += [
         Config(GENAUG_SAMPLE, loader(tp.genaug_pipeline(size, True, args.seed))),
         Config(GENAUG_COLLATE, loader(collate_fn=CollateAugment(tp.genaug_pipeline(size, True, args.seed)))),
+        Config(OPENCV_COLLATE, loader(collate_fn=CollateAugment(tp.genaug_pipeline(size, True, args.seed, "opencv")))),
         Config(f"{DEVICE_LOADER} ({device.type})",
                ga.DeviceLoader(loader(), tp.genaug_pipeline(size, True, args.seed), device=device), on_device=True),
     ]

@@ -17,7 +17,7 @@ def test_throughput_quick(tmp_path):
     out = tmp_path / "results.md"
     run_script("benchmarks/throughput.py", "--quick", "--sizes", "32", "--out", str(out))
     table = out.read_text()
-    for library in ("genaug", "kornia", "albumentations", "torchvision"):
+    for library in ("genaug", "genaug (backend=opencv)", "kornia", "albumentations", "torchvision"):
         assert f"| {library} |" in table
     assert "genaug per-stage profile" in table
 
@@ -68,7 +68,8 @@ def test_input_pipeline_quick(tmp_path):
     table = out.read_text()
     for config in ("decode only (no augmentation)", "torchvision v2, per sample in workers",
                    "albumentations, per sample in workers", "genaug, per sample in workers",
-                   "genaug, per batch in collate_fn (workers)", "genaug DeviceLoader (cpu)"):
+                   "genaug, per batch in collate_fn (workers)", 'genaug backend="opencv", per batch in collate_fn (workers)',
+                   "genaug DeviceLoader (cpu)"):
         assert f"| 32 | {config} | 24 |" in table, config  # checked (shape, dtype, changed) and timed
     assert "failed" not in table and "wrote" in stdout
 

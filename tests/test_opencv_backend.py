@@ -102,9 +102,13 @@ def test_a_batch_equals_each_sample_alone_and_replays(seed, b, dtype, name):
         assert torch.equal(aug(x[i:i + 1], params=take_rows(params, torch.tensor([i]))), out[i:i + 1])
 
 
-def test_same_seed_same_output_and_threads_do_not_change_it():
-    x = smooth(b=40)
-    aug = lambda: ga.Compose(PIPELINES["imagenet-like"](), seed=3, backend="opencv")  # noqa: E731
+def test_same_seed_same_output_and_threads_do_not_change_it(monkeypatch):
+    x = smooth(b=40, h=136, w=136)  # large enough for the thread pool
+    assert 3 * 136 * 136 >= opencv_backend._THREADS_MIN_VALUES
+    used = []
+    real = opencv_backend._for_each
+    monkeypatch.setattr(opencv_backend, "_for_each", lambda fn, n, threaded=True: (used.append(threaded), real(fn, n, threaded)))
+    aug = lambda: ga.Compose(PIPELINES["gated"]() + [ga.ColorJitter(0.3, 0.3, 0.3, 0.1)], seed=3, backend="opencv")  # noqa: E731
     first = aug()(x)
     threads = torch.get_num_threads()
     try:
@@ -114,6 +118,7 @@ def test_same_seed_same_output_and_threads_do_not_change_it():
         assert torch.equal(aug()(x), first)
     finally:
         torch.set_num_threads(threads)
+    assert used == [True] * 3
 
 
 @pytest.mark.parametrize("layout", ["channels_last", "strided view", "unbatched"])
@@ -299,3 +304,12 @@ def test_a_generative_op_after_opencv_ops_sees_their_output(monkeypatch):
     got = ga.Compose(ops(), seed=0, backend="opencv")(x, params=params)
     assert got.dtype == torch.uint8
     assert levels(got, want).mean() < 0.35 and levels(got, want).max() <= 3
+
+
+def test_one_channel_strided_input():
+    x = smooth(b=3, c=1)
+    wide = torch.zeros(3, 1, 40, 96, dtype=torch.uint8)
+    wide[..., ::2] = x
+    aug = ga.Compose(PIPELINES["gated"](), seed=2, backend="opencv")
+    want, params = aug(x, return_params=True)
+    assert torch.equal(aug(wide[..., ::2], params=params), want)

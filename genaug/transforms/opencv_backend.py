@@ -9,9 +9,11 @@ blur taps) sample by sample with OpenCV, spread over ``torch.get_num_threads()``
 ``cv2.transform`` for all colour ops, and each pixel op's :meth:`~genaug.transforms.base.Transform.
 opencv_kernel`. It takes uint8 (kept uint8 from end to end) and float32 images.
 
-What differs from the torch backend, by design of OpenCV's kernels: sampling positions are rounded
-to 1/32 pixel, and a uint8 image is rounded after every op instead of once at the end. Outputs
-agree to a few levels of 255 (``tests/test_opencv_backend.py`` bounds it); everything else holds
+What differs from the torch backend, by design of OpenCV's kernels: a uint8 image is rounded after
+every op instead of once at the end, OpenCV 4 rounds sampling positions to 1/32 pixel, and where
+bicubic taps reach past the border OpenCV repeats edge pixels where ``grid_sample`` clamps the
+coordinate. Outputs agree to a level or two of 255 (``tests/test_opencv_backend.py`` bounds it,
+with OpenCV 5.0 here: mean differences of a few hundredths of a level); everything else holds
 as in the torch backend: a batch equals each sample run alone, replay is exact, targets (masks,
 boxes, keypoints) are mapped by the torch code with the same matrices, and the constant fill
 blends by footprint coverage (no darkened edges on upscales).
@@ -21,7 +23,7 @@ The chain runs on OpenCV up to the first op it has no kernel for (a pixel op wit
 generative op; ``OneOf`` branches of different sizes); the rest runs on the torch backend, so a
 ``Normalize`` or a noise op at the end keeps the fast path for everything before it. A call it
 cannot run at all goes to the torch backend unchanged: a tensor off the CPU, float64, autograd,
-more than 4 channels. :func:`unsupported` says why.
+more than 4 channels, sides above 32767. :func:`unsupported` says why.
 
 Example:
     >>> import torch, genaug as ga
@@ -54,6 +56,13 @@ OpenCVKernel = Callable[[np.ndarray, int], np.ndarray]
 _MAX_SIDE = 32767
 #: samples per task handed to a thread (small, so that threads balance unequal samples)
 _TASK = 8
+#: below this many output values per sample the per-sample Python work (which holds the GIL)
+#: outweighs OpenCV's: more threads only contend (measured on 2 cores: 64x64 46 ms with 1 thread,
+#: 66 ms with 2; 128x128 even; 160x160 182 vs 138 ms; B=256, the 5-op pipeline)
+_THREADS_MIN_VALUES = 3 * 128 * 128
+#: the per-sample Python work holds the GIL, so threads stop paying off somewhere above this
+#: (a guess: only 2 cores were measured)
+_MAX_THREADS = 8
 
 
 def cv2_module() -> Any:
@@ -84,9 +93,14 @@ def separable_filter(image: np.ndarray, ky: np.ndarray, kx: np.ndarray, clamp: b
     """
     cv2 = cv2_module()
     out = cv2.sepFilter2D(image, -1, kx, ky, borderType=cv2.BORDER_REFLECT_101)
-    if clamp and out.dtype == np.float32:
-        np.clip(out, 0.0, 1.0, out=out)
-    return out
+    return _unit_range(out) if clamp else out
+
+
+def _unit_range(image: np.ndarray) -> np.ndarray:
+    """Clamp a float32 image to 0..1 in place (uint8 images are saturated by OpenCV already)."""
+    if image.dtype == np.float32:
+        np.minimum(np.maximum(image, 0.0, out=image), 1.0, out=image)  # (np.clip costs ~5 us more per call)
+    return image
 
 
 # ---------------------------------------------------------------------------- planning
@@ -280,7 +294,6 @@ def _color_step(stages: list[Stage], b: int, channels: int, scale: float) -> Ope
             columns.append(tk - t0)
         g = torch.stack(columns, dim=-1).numpy()  # (B, C, C): t(mean) = t0 + g @ mean
     maps = torch.cat([a0, t0.unsqueeze(-1) * scale], dim=-1).numpy()  # (B, C, C+1), offsets in pixel units
-    clamp = scale == 1.0
 
     def step_fn(image: np.ndarray, i: int) -> np.ndarray:
         mi = maps[i]
@@ -288,10 +301,7 @@ def _color_step(stages: list[Stage], b: int, channels: int, scale: float) -> Ope
             mean = np.asarray(cv2.mean(image)[:channels])  # in pixel units: g @ mean is then too
             mi = mi.copy()
             mi[:, channels] += g[i] @ mean
-        out = cv2.transform(image, mi)
-        if clamp:
-            np.clip(out, 0.0, 1.0, out=out)
-        return out
+        return _unit_range(cv2.transform(image, mi))
 
     return step_fn
 
@@ -305,7 +315,7 @@ def _run_samples(x: torch.Tensor, steps: list[OpenCVKernel], out_size: tuple[int
     source, target = x.numpy(), out.numpy()
     hwc = x.permute(0, 2, 3, 1)
     if c == 1:
-        read: Callable[[int], np.ndarray] = lambda i: source[i, 0]  # noqa: E731
+        read: Callable[[int], np.ndarray] = lambda i: np.ascontiguousarray(source[i, 0])  # noqa: E731 (a view if it is)
     elif hwc.is_contiguous():  # channels_last input: already HWC
         hwc_np = hwc.numpy()
         read = lambda i: hwc_np[i]  # noqa: E731
@@ -324,16 +334,16 @@ def _run_samples(x: torch.Tensor, steps: list[OpenCVKernel], out_size: tuple[int
             for k, plane in enumerate(cv2.split(image)):
                 target[i, k] = plane
 
-    _for_each(one, b)
+    _for_each(one, b, threaded=c * out_size[0] * out_size[1] >= _THREADS_MIN_VALUES)
     return out
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
-def _for_each(fn: Callable[[int], None], n: int) -> None:
-    """``fn(i)`` for ``i`` in ``range(n)``, on ``torch.get_num_threads()`` threads (OpenCV releases the GIL)."""
-    threads = min(torch.get_num_threads(), (n + _TASK - 1) // _TASK)
+def _for_each(fn: Callable[[int], None], n: int, threaded: bool = True) -> None:
+    """``fn(i)`` for ``i`` in ``range(n)``, on ``torch.get_num_threads()`` threads when ``threaded`` (OpenCV releases the GIL)."""
+    threads = min(torch.get_num_threads(), _MAX_THREADS, (n + _TASK - 1) // _TASK) if threaded else 1
     if threads <= 1:
         for i in range(n):
             fn(i)

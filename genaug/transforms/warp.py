@@ -286,11 +286,11 @@ def edge_coverage_one(coeffs: np.ndarray, out_size: tuple[int, int]) -> np.ndarr
     h, w = out_size
     k = coeffs.astype(np.float32)
     j, i = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
-    inside = []
-    for axis in (0, 1):
-        near = np.add.outer(k[axis, 1] * i + k[axis, 2], k[axis, 0] * j)
-        far = np.add.outer(k[axis, 4] * i + k[axis, 5], k[axis, 3] * j)
-        inside.append(np.clip(np.minimum(near, far, out=near), 0.0, 1.0, out=near))
+    # (2, h, w) for both axes at once, as the torch version: a column (k1 i + k2) plus a row (k0 j)
+    near = (k[:, 1:2] * i + k[:, 2:3])[:, :, None] + (k[:, 0:1] * j)[:, None, :]
+    far = (k[:, 4:5] * i + k[:, 5:6])[:, :, None] + (k[:, 3:4] * j)[:, None, :]
+    inside = np.minimum(near, far, out=near)
+    np.minimum(np.maximum(inside, 0.0, out=inside), 1.0, out=inside)
     return np.multiply(inside[0], inside[1], out=inside[0])
 
 
