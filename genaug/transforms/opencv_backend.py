@@ -231,7 +231,10 @@ def _warp_step(
         if found is not None:
             needs, taps = found
             taps_np = taps.to(torch.float32).numpy()
-            pre_blur = {int(i): (taps_np[k, 0], taps_np[k, 1]) for k, i in enumerate(needs.nonzero().flatten().tolist())}
+            # each sample's own taps, without the zeros that pad them to the batch's widest kernel:
+            # OpenCV sums a longer kernel in another order, and a sample must not depend on its batch
+            pre_blur = {int(i): (_own_taps(taps_np[k, 0]), _own_taps(taps_np[k, 1]))
+                        for k, i in enumerate(needs.nonzero().flatten().tolist())}
 
     # constant fill: which samples reach outside the source, and the fill (None: zeros)
     coeffs: np.ndarray | None = None
@@ -266,6 +269,15 @@ def _warp_step(
         return out
 
     return step_fn
+
+
+def _own_taps(taps: np.ndarray) -> np.ndarray:
+    """A symmetric kernel without its zero padding (at least the centre tap)."""
+    nonzero = np.flatnonzero(taps)
+    if nonzero.size == 0:
+        return taps[len(taps) // 2:len(taps) // 2 + 1]
+    r = len(taps) // 2 - int(nonzero[0])
+    return taps[len(taps) // 2 - r:len(taps) // 2 + r + 1]
 
 
 # ---------------------------------------------------------------------------- the fused colour map
