@@ -313,3 +313,34 @@ def test_one_channel_strided_input():
     aug = ga.Compose(PIPELINES["gated"](), seed=2, backend="opencv")
     want, params = aug(x, return_params=True)
     assert torch.equal(aug(wide[..., ::2], params=params), want)
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs fork")
+def test_the_thread_pool_is_not_reused_across_a_fork():
+    """A forked child (a DataLoader worker) must not submit to the parent's pool, whose threads it lacks."""
+    import os
+    import signal
+    import sys
+
+    x = smooth(b=24, h=136, w=136)
+    aug = ga.Compose(PIPELINES["gated"](), seed=0, backend="opencv")
+    # 2 threads for genaug's pool only (torch's own OpenMP pool is not fork-safe, so torch keeps 1)
+    opencv_backend_threads = opencv_backend._threads
+    opencv_backend._threads = lambda: 2
+    try:
+        want, params = aug(x, return_params=True)  # the parent's pool now exists
+    finally:
+        opencv_backend._threads = opencv_backend_threads
+    assert any(pid == os.getpid() for pid, _ in opencv_backend._pools)
+    pid = os.fork()
+    if pid == 0:  # child: a hang would be a deadlock on the parent's pool
+        signal.alarm(30)
+        opencv_backend._threads = lambda: 2
+        try:
+            ok = torch.equal(aug(x, params=params), want) and any(p == os.getpid() for p, _ in opencv_backend._pools)
+        except BaseException as exc:  # reported by the parent's assertion (exit status 2)
+            print(repr(exc), file=sys.stderr, flush=True)
+            os._exit(2)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status

@@ -353,9 +353,14 @@ def _run_samples(x: torch.Tensor, steps: list[OpenCVKernel], out_size: tuple[int
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
 
 
+def _threads() -> int:
+    """Threads for the per-sample loop: torch's intra-op count (1 in DataLoader workers)."""
+    return torch.get_num_threads()
+
+
 def _for_each(fn: Callable[[int], None], n: int, threaded: bool = True) -> None:
     """``fn(i)`` for ``i`` in ``range(n)``, on ``torch.get_num_threads()`` threads when ``threaded`` (OpenCV releases the GIL)."""
-    threads = min(torch.get_num_threads(), _MAX_THREADS, (n + _TASK - 1) // _TASK) if threaded else 1
+    threads = min(_threads(), _MAX_THREADS, (n + _TASK - 1) // _TASK) if threaded else 1
     if threads <= 1:
         for i in range(n):
             fn(i)
