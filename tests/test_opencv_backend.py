@@ -256,13 +256,28 @@ def test_dataloader_workers_run_it():
     assert shapes == [(4, 3, 32, 32), (4, 3, 32, 32)]
 
 
-def test_no_python_state_leaks_between_threads_on_errors():
-    aug = ga.Compose([ga.RandomGaussianBlur(7)], backend="opencv")
-    with pytest.raises(ValueError, match="too large"):
-        aug(torch.zeros(64, 3, 3, 3, dtype=torch.uint8))
-    out = aug(smooth(b=64))  # the pool still works after a failed call
-    assert out.shape == (64, 3, 40, 48)
-    assert np.isfinite(out.numpy()).all()
+def test_an_error_inside_a_worker_thread_reaches_the_caller_and_the_pool_survives(monkeypatch):
+    x = smooth(b=32, h=136, w=136)
+    aug = ga.Compose([ga.RandomRotation(20), ga.RandomGaussianBlur(5)], seed=0, backend="opencv")
+    monkeypatch.setattr(opencv_backend, "_threads", lambda: 2)
+    calls = []
+    real = opencv_backend.separable_filter
+
+    def failing(image, ky, kx, clamp=True):
+        calls.append(1)
+        if len(calls) == 20:
+            raise RuntimeError("sample failed")
+        return real(image, ky, kx, clamp)
+
+    import genaug.transforms.photometric as photometric
+
+    monkeypatch.setattr(photometric, "separable_filter", failing)
+    with pytest.raises(RuntimeError, match="sample failed"):
+        aug(x)
+    monkeypatch.setattr(photometric, "separable_filter", real)
+    out, params = aug(x, return_params=True)  # the pool still works after a failed call
+    want = ga.Compose([ga.RandomRotation(20), ga.RandomGaussianBlur(5)], seed=0)(x, params=params)
+    assert levels(out, want).max() <= 2
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32, torch.float16])
