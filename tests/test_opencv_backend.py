@@ -6,6 +6,7 @@ is exact, targets are the torch backend's bit for bit, inputs are never modified
 backend cannot run goes to the torch backend unchanged.
 """
 
+import cv2  # noqa: F401  (in the dev extra: a missing OpenCV must fail here, not skip)
 import numpy as np
 import pytest
 import torch
@@ -15,8 +16,6 @@ from hypothesis import strategies as st
 import genaug as ga
 from genaug.transforms import opencv_backend
 from genaug.transforms.base import take_rows
-
-cv2 = pytest.importorskip("cv2")
 
 
 def smooth(b=6, c=3, h=40, w=48, dtype=torch.uint8, seed=0):
