@@ -144,8 +144,6 @@ def _group_reason(kind: str, group: list[Stage]) -> str | None:
         for stage in group:
             if type(stage.leaf).opencv_kernel is Transform.opencv_kernel:
                 return f"{type(stage.leaf).__name__} has no OpenCV kernel"
-    if kind == "geometric" and max(group[-1].leaf.output_size((1, 1))) > _MAX_SIDE:
-        return f"{type(group[-1].leaf).__name__} makes sides above {_MAX_SIDE}"
     return None
 
 
@@ -158,7 +156,7 @@ def run(groups: list[tuple[str, list[Stage]]], batch: Batch) -> tuple[Batch, lis
     """
     if _batch_reason(batch) is not None:
         return None
-    from genaug.transforms.pipeline import _on_cpu, _warp_options, chain_matrix
+    from genaug.transforms.pipeline import _on_cpu, chain_matrix, group_warp_options
     from genaug.transforms.warp import warp_targets
 
     b = batch.batch_size
@@ -171,13 +169,12 @@ def run(groups: list[tuple[str, list[Stage]]], batch: Batch) -> tuple[Batch, lis
         if _group_reason(kind, group) is not None:
             break
         if kind == "geometric":
-            options = [_warp_options(s) for s in group]
-            options_all = replace(options[0], antialias=any(o.antialias for o in options))
+            options = group_warp_options(group)
             matrix, out_size = chain_matrix(group, size, b)
             if max(out_size) > _MAX_SIDE:
                 break
-            steps.append(_warp_step(matrix, size, out_size, options_all, channels, scale))
-            batch = warp_targets(batch, matrix, out_size, options_all)
+            steps.append(_warp_step(matrix, size, out_size, options, channels, scale))
+            batch = warp_targets(batch, matrix, out_size, options)
             size = out_size
         elif kind == "color":
             step = _color_step(group, b, channels, scale)

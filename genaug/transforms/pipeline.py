@@ -229,6 +229,13 @@ def _warp_options(stage: Stage) -> WarpOptions:
     return replace(options, **overrides) if overrides else options
 
 
+def group_warp_options(stages: list[Stage]) -> WarpOptions:
+    """The warp options of a fused geometric group: the first stage's, antialiased if any stage asks for it
+    (antialias is decided for the fused matrix as a whole)."""
+    options = [_warp_options(s) for s in stages]
+    return replace(options[0], antialias=any(o.antialias for o in options))
+
+
 def chain_matrix(stages: list[Stage], size: tuple[int, int], batch_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """The fused ``(B, 3, 3)`` matrix of consecutive geometric stages and the output size.
 
@@ -375,8 +382,7 @@ class Alternatives:
         self.produces_normalized = any(getattr(s.leaf, "produces_normalized", False) for s in leaves)
         if all(s.leaf.kind == "geometric" for s in leaves) and len({_fuse_key(s) for s in leaves}) == 1:
             self.kind = "geometric"
-            options = [_warp_options(s) for s in leaves]
-            self.warp_options = replace(options[0], antialias=any(o.antialias for o in options))
+            self.warp_options = group_warp_options(leaves)
         else:
             self.kind = "alternatives"
 
@@ -563,8 +569,7 @@ def _ends_clamped(groups: list[tuple[str, list[Stage]]]) -> bool:
 def _run_groups(groups: list[tuple[str, list[Stage]]], batch: Batch) -> Batch:
     for kind, group in groups:
         if kind == "geometric":
-            options = [_warp_options(s) for s in group]
-            batch = _run_geometric(group, batch, replace(options[0], antialias=any(o.antialias for o in options)))
+            batch = _run_geometric(group, batch, group_warp_options(group))
         elif kind == "color":
             batch = _run_color(group, batch)
         elif kind == "alternatives":
