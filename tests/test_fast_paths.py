@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel1d
 
@@ -51,6 +53,39 @@ def test_cpu_blur_matches_the_padded_formulation_bit_for_bit(shape, kh, kw, dtyp
     preset = torch.full_like(x, float("nan"))  # the out= path writes every element
     assert separable_blur(x, ky, kx, out=preset) is preset
     assert torch.equal(preset, out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    b=st.integers(1, 6), c=st.integers(1, 4), h=st.integers(1, 24), w=st.integers(1, 24),
+    ry=st.integers(0, 23), rx=st.integers(0, 23), strided=st.booleans(), seed=st.integers(0, 2**16),
+)
+def test_cpu_blur_any_shape_matches_padding_and_each_sample_alone(b, c, h, w, ry, rx, strided, seed):
+    """Any radius below the side (up to side - 1, where the reflection reaches the far border),
+    any layout: bit for bit the padded formulation, and each sample alone gives its own rows."""
+    ry, rx = min(ry, h - 1), min(rx, w - 1)
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(b, c, h, w, generator=g)
+    if strided:  # a transposed layout (and channels_last for 4-D inputs)
+        x = x.transpose(2, 3).contiguous().transpose(2, 3)
+    ky = torch.softmax(torch.randn(b, 2 * ry + 1, generator=g), dim=1)
+    kx = torch.softmax(torch.randn(b, 2 * rx + 1, generator=g), dim=1)
+    out = separable_blur(x, ky, kx)
+    assert torch.equal(out, _padded_blur(x, ky, kx))
+    k = seed % b
+    assert torch.equal(separable_blur(x[k:k + 1], ky[k:k + 1], kx[k:k + 1])[0], out[k])
+
+
+@pytest.mark.parametrize("h, w, kh, kw", [(4, 9, 9, 3), (9, 4, 3, 9), (1, 1, 3, 1), (3, 3, 13, 13)])
+def test_blur_radius_at_least_the_side_is_refused(h, w, kh, kw):
+    """Reflect padding has no pixel to reflect past the far border (the old CPU path read an
+    uninitialised row there): a clear error naming both radii and the size, on every path."""
+    x = torch.rand(2, 3, h, w)
+    ky, kx = torch.full((2, kh), 1.0 / kh), torch.full((2, kw), 1.0 / kw)
+    with pytest.raises(ValueError, match=r"radius \(y \d+, x \d+\) must be smaller than the image size"):
+        separable_blur(x, ky, kx)
+    with pytest.raises(ValueError, match="radius"):
+        separable_blur(x.requires_grad_(), ky, kx)  # the grouped-convolution path
 
 
 def test_sampling_grid_is_a_planar_view_with_affine_grid_values():

@@ -92,54 +92,56 @@ def gaussian_taps(kernel_size: tuple[int, int], sigma: torch.Tensor) -> tuple[to
 
 
 def separable_blur(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-    """Filter rows with per-sample taps ``ky`` (B, kh) and columns with ``kx`` (B, kw), reflect borders.
+    """Filter along x with per-sample taps ``kx`` (B, kw) and along y with ``ky`` (B, kh), reflect borders.
 
-    ``out``: an optional contiguous tensor shaped like ``image`` for the result on the CPU.
+    ``out``: an optional contiguous tensor shaped like ``image`` for the result on the CPU. Each
+    radius must be smaller than the image's side along its axis (as for reflect padding).
+
+    Example:
+        >>> x = torch.rand(2, 3, 8, 8)
+        >>> taps = torch.tensor([[0.25, 0.5, 0.25], [0.0, 1.0, 0.0]])
+        >>> y = separable_blur(x, taps, taps)
+        >>> torch.equal(y[1], x[1])  # the identity kernel
+        True
     """
-    if image.device.type != "cpu" or needs_autograd(image):  # the slice path writes with out= (no autograd)
-        return _blur_grouped_conv(image, ky, kx)
     b, c, h, w = image.shape
-    ry = ky.shape[1] // 2
-    # The row pass writes into the middle of a buffer that has ry rows more at the top and the
-    # bottom; those get the reflected rows, so the column pass is a sum of shifted slices of it.
-    rows = scratch("blur_rows", (b, c, h + 2 * ry, w), image.dtype, image.device)
-    _blur_pass(image, kx, 3, rows.narrow(2, ry, h))
+    ry, rx = ky.shape[1] // 2, kx.shape[1] // 2
+    if ry >= max(h, 1) or rx >= max(w, 1):
+        raise ValueError(f"blur kernel radius (y {ry}, x {rx}) must be smaller than the image size (h {h}, w {w})")
+    if image.device.type != "cpu" or needs_autograd(image):  # the CPU path writes with out= (no autograd)
+        return _blur_grouped_conv(image, ky, kx)
+    # On the CPU: sums of shifted slices, each output ``sum_i k[i] * x[j - r + i]`` in the order of
+    # ``i`` (the grouped convolution's numbers up to rounding, and bit for bit the same whatever the
+    # other samples of the batch).
+    wide = w + 2 * rx
+    # The input with rx reflected columns on each side: the x pass then runs along whole planes
+    # flattened, one long contiguous loop per tap. The outputs it computes in the padding columns
+    # mix neighbouring rows; they are never read.
+    cols = scratch("blur_cols", (b, c, h, wide), image.dtype, image.device)
+    cols.narrow(3, rx, w).copy_(image)
+    for i in range(1, rx + 1):
+        cols.select(3, rx - i).copy_(image.select(3, i))  # column -i reads column i
+        cols.select(3, rx + w - 1 + i).copy_(image.select(3, w - 1 - i))  # column w-1+i reads w-1-i
+    # The x pass writes into the middle rows of a buffer with ry rows more at the top and the
+    # bottom; those get the reflected rows, so the y pass is a sum of shifted slices of it.
+    rows = scratch("blur_rows", (b, c, h + 2 * ry, wide), image.dtype, image.device)
+    n = h * wide - 2 * rx
+    _weighted_slices(cols.view(b, c, h * wide), kx, 2, rows.view(b, c, -1).narrow(2, ry * wide + rx, n))
     if ry:
         rows.narrow(2, 0, ry).copy_(rows.narrow(2, ry + 1, ry).flip(2))  # row -i reads row i
         rows.narrow(2, ry + h, ry).copy_(rows.narrow(2, h - 1, ry).flip(2))  # row h-1+i reads row h-1-i
     if out is None:
         out = torch.empty_like(image, memory_format=torch.contiguous_format)
-    return _weighted_slices(rows, ky, 2, out)
+    return _weighted_slices(rows.narrow(3, rx, w), ky, 2, out)
 
 
 def _weighted_slices(source: torch.Tensor, kernel: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
     """``out[j] = sum_i kernel[:, i] * source[j + i]`` along ``dim``, summed in the order of ``i``."""
-    taps = kernel.view(-1, 1, 1, 1, kernel.shape[1])
+    taps = kernel.view(-1, *([1] * (source.dim() - 1)), kernel.shape[1])
     m = out.shape[dim]
     torch.mul(source.narrow(dim, 0, m), taps[..., 0], out=out)
     for i in range(1, kernel.shape[1]):
         out.addcmul_(source.narrow(dim, i, m), taps[..., i])
-    return out
-
-
-def _blur_pass(image: torch.Tensor, kernel: torch.Tensor, dim: int, out: torch.Tensor) -> torch.Tensor:
-    """Filter along ``dim`` (2 = rows, 3 = columns) with per-sample taps ``kernel`` (B, k), reflect borders, into ``out``.
-
-    Each output is ``sum_i kernel[i] * x[j - r + i]`` summed in the order of ``i`` (the grouped
-    convolution's numbers, up to rounding). The interior reads shifted slices of the image itself;
-    only the ``r`` positions at each end, whose taps reach past the border, are computed from a
-    small reflect-padded strip, so no padded copy of the whole image is made.
-    """
-    r, n = kernel.shape[1] // 2, image.shape[dim]
-    if r == 0:
-        return _weighted_slices(image, kernel, dim, out)
-    if n < 4 * r:  # a small image: pad the whole of it
-        return _weighted_slices(F.pad(image, (r, r, 0, 0) if dim == 3 else (0, 0, r, r), mode="reflect"), kernel, dim, out)
-    left = F.pad(image.narrow(dim, 0, 2 * r), (r, 0, 0, 0) if dim == 3 else (0, 0, r, 0), mode="reflect")
-    right = F.pad(image.narrow(dim, n - 2 * r, 2 * r), (0, r, 0, 0) if dim == 3 else (0, 0, 0, r), mode="reflect")
-    _weighted_slices(image, kernel, dim, out.narrow(dim, r, n - 2 * r))
-    _weighted_slices(left, kernel, dim, out.narrow(dim, 0, r))
-    _weighted_slices(right, kernel, dim, out.narrow(dim, n - r, r))
     return out
 
 
