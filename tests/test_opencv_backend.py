@@ -120,6 +120,26 @@ def test_same_seed_same_output_and_threads_do_not_change_it(monkeypatch):
     assert used == [True] * 3
 
 
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(1, 9), h_in=st.integers(2, 70), w_in=st.integers(2, 70), h=st.integers(1, 70),
+       w=st.integers(1, 70), seed=st.integers(0, 2**16))
+def test_numpy_coverage_is_the_torch_coverage_bit_for_bit(n, h_in, w_in, h, w, seed):
+    """The OpenCV backend's fill weights (computed a block of samples at a time) are the torch
+    backend's, bit for bit, and a sample's do not depend on the rest of its block."""
+    from genaug.transforms.warp import coverage_coefficients, edge_coverage
+
+    g = torch.Generator().manual_seed(seed)
+    matrix = torch.eye(3, dtype=torch.float64).repeat(n, 1, 1)
+    matrix[:, :2, :2] += 0.6 * torch.randn(n, 2, 2, generator=g, dtype=torch.float64)
+    matrix[:, :2, 2] = 10 * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    coeffs = coverage_coefficients(matrix, (h_in, w_in))
+    block = opencv_backend.edge_coverage_numpy(coeffs, (h, w))
+    expected = edge_coverage(matrix, (h_in, w_in), (h, w), torch.empty(0))[:, 0].numpy()
+    assert block.shape == (n, h, w) and np.array_equal(block, expected)
+    k = seed % n
+    assert np.array_equal(opencv_backend.edge_coverage_numpy(coeffs[k:k + 1], (h, w))[0], block[k])
+
+
 @pytest.mark.parametrize("layout", ["channels_last", "strided view", "unbatched"])
 def test_input_layouts_give_the_same_numbers_and_inputs_are_not_modified(layout):
     x = smooth(b=5)

@@ -278,22 +278,6 @@ def coverage_coefficients(matrix: torch.Tensor, in_size: tuple[int, int]) -> np.
     return coeffs
 
 
-def edge_coverage_one(coeffs: np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
-    """:func:`edge_coverage` of one sample in NumPy float32 ``(h, w)``, from its :func:`coverage_coefficients` ``(2, 6)``.
-
-    The same float32 operations in the same order as the torch version, so the same numbers.
-    """
-    h, w = out_size
-    k = coeffs.astype(np.float32)
-    j, i = np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)
-    # (2, h, w) for both axes at once, as the torch version: a column (k1 i + k2) plus a row (k0 j)
-    near = (k[:, 1:2] * i + k[:, 2:3])[:, :, None] + (k[:, 0:1] * j)[:, None, :]
-    far = (k[:, 4:5] * i + k[:, 5:6])[:, :, None] + (k[:, 3:4] * j)[:, None, :]
-    inside = np.minimum(near, far, out=near)
-    np.minimum(np.maximum(inside, 0.0, out=inside), 1.0, out=inside)
-    return np.multiply(inside[0], inside[1], out=inside[0])
-
-
 def edge_coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
     """Fraction ``(B, 1, h, w)`` of each output pixel's footprint inside the source image.
 
