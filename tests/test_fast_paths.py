@@ -259,3 +259,38 @@ def test_gradients_flow_and_two_calls_before_backward_keep_their_graphs(batch):
         torch.testing.assert_close(x.grad, g, rtol=1e-5, atol=1e-6)
     with torch.no_grad():  # the fast path (no autograd) gives the same image, up to float rounding
         torch.testing.assert_close(aug(x1.detach(), params=p1), y1.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_large_results_are_advised_huge_pages_inside_their_block(monkeypatch):
+    """A whole-batch result of >= 32 MB asks for transparent huge pages on the 2 MB pages wholly
+    inside its block, before anything is written; smaller ones and other devices are left alone."""
+    calls = []
+    monkeypatch.setattr(base, "_madvise", lambda: lambda addr, length, advice: calls.append((addr, length, advice)) or 0)
+    big = base.new_result((9, 3, 640, 640), torch.float32, torch.device("cpu"))  # 44 MB
+    assert big.shape == (9, 3, 640, 640) and big.dtype == torch.float32
+    (addr, length, advice), = calls
+    start, end = big.data_ptr(), big.data_ptr() + big.untyped_storage().nbytes()
+    assert advice == 14 and addr % (2 << 20) == 0 and length % (2 << 20) == 0
+    assert start <= addr and addr + length <= end and length >= end - start - 2 * (2 << 20)
+    calls.clear()
+    base.new_result((2, 3, 64, 64), torch.float32, torch.device("cpu"))
+    base.new_result((9, 3, 640, 640), torch.float32, torch.device("meta"))
+    assert calls == []
+
+
+def test_chunked_and_opencv_outputs_come_from_new_result(monkeypatch):
+    """Both backends allocate their whole output through new_result (so it gets the advice)."""
+    made = []
+    real = base.new_result
+
+    def spy(shape, dtype, device):
+        made.append(tuple(shape))
+        return real(shape, dtype, device)
+
+    monkeypatch.setattr(pipeline, "new_result", spy)
+    monkeypatch.setattr(base, "new_result", spy)
+    monkeypatch.setattr(pipeline, "CPU_CHUNK_BYTES", 3 * 16 * 16 * 4)  # one sample per chunk
+    x = torch.rand(3, 3, 16, 16)
+    for backend in ("torch", "opencv"):
+        ga.Compose([ga.RandomRotation(20), ga.ColorJitter(0.3)], seed=0, backend=backend)(x)
+    assert made == [(3, 3, 16, 16), (3, 3, 16, 16)]

@@ -364,9 +364,11 @@ def _color_step(stages: list[Stage], b: int, channels: int, scale: float) -> Ope
 # ---------------------------------------------------------------------------- running the samples
 def _run_samples(x: torch.Tensor, steps: list[OpenCVKernel], out_size: tuple[int, int]) -> torch.Tensor:
     """Each sample of ``x`` (B, C, H, W) through ``steps`` in HWC layout, written to a new (B, C, h, w) tensor."""
+    from genaug.transforms.base import new_result
+
     cv2 = cv2_module()
     b, c = x.shape[:2]
-    out = torch.empty((b, c, *out_size), dtype=x.dtype)
+    out = new_result((b, c, *out_size), x.dtype, x.device)
     source, target = x.numpy(), out.numpy()
     hwc = x.permute(0, 2, 3, 1)
     if c == 1:

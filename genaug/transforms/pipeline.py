@@ -16,8 +16,8 @@ from typing import Any, NamedTuple
 
 import torch
 
-from genaug.transforms.base import (DRAWN_FOR, Params, Transform, allow_stage_output, needs_autograd, on_selected, scratch,
-                                   scratch_off, take_rows)
+from genaug.transforms.base import (DRAWN_FOR, Params, Transform, allow_stage_output, needs_autograd, new_result, on_selected,
+                                   scratch, scratch_off, take_rows)
 from genaug.transforms import opencv_backend
 from genaug.transforms.photometric import apply_color_affine
 from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
@@ -547,7 +547,7 @@ def _run_chunked(groups: list[tuple[str, list[Stage]]], batch: Batch, final: boo
         if final:
             x = part.image
             if image is None:
-                image = x.new_empty((batch.batch_size, *x.shape[1:]), dtype=part.output_dtype)
+                image = new_result((batch.batch_size, *x.shape[1:]), part.output_dtype, x.device)
             work = scratch("output_work", tuple(x.shape), torch.float32, x.device) if part.output_dtype == torch.uint8 else None
             part = replace(part, image=part.output_image(out=image[i:i + x.shape[0]], work=work, in_unit_range=clamped))
         parts.append(part)
