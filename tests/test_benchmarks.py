@@ -104,3 +104,10 @@ def test_robustness_table_quick(tmp_path):
 
     runs = json.loads((tmp_path / "rt" / "results.json").read_text())["runs"]
     assert sorted(runs) == sorted(f"{c}/{s}" for c in ("none", "classical", "corruption") for s in (0, 1))
+
+
+def test_page_faults_reports_both_settings_for_each_backend():
+    stdout = run_script("benchmarks/page_faults.py", "--sizes", "16", "--batch", "2", "--repeats", "1", "--threads", "1")
+    rows = [line for line in stdout.splitlines() if line.startswith("| 16 |")]
+    assert [tuple(cell.strip() for cell in row.split("|")[2:4]) for row in rows] == [
+        ("torch", "no"), ("torch", "yes"), ("opencv", "no"), ("opencv", "yes")]
