@@ -317,7 +317,7 @@ STAGES = [
     ("antialias pre-blur (separable Gaussian)", "warp", "_antialias", "fused geometric warp"),
     ("sampling grid (warp.sampling_grid)", "warp", "sampling_grid", "fused geometric warp"),
     (GRID_SAMPLE, "F", "grid_sample", "fused geometric warp"),
-    ("edge coverage for the constant fill", "warp", "_coverage", "fused geometric warp"),
+    ("edge coverage for the constant fill", "warp", "edge_coverage", "fused geometric warp"),
     ("fused colour map", "pipeline", "_run_color", None),
     ("pixel stage: Gaussian blur (separable, per-sample sigma)", "pipeline", "_run_pixel", None),
     ("output conversion", "pipeline", "Batch.outputs", None),

@@ -20,6 +20,10 @@ def test_throughput_quick(tmp_path):
     for library in ("genaug", "genaug (backend=opencv)", "kornia", "albumentations", "torchvision"):
         assert f"| {library} |" in table
     assert "genaug per-stage profile" in table
+    # every stage the profile names still exists in genaug (a renamed one would silently vanish)
+    for stage in ("grid_sample (bilinear)", "edge coverage for the constant fill", "fused colour map",
+                  "antialias pre-blur", "sampling grid", "parameter sampling", "pixel stage"):
+        assert stage in table, stage
 
 
 def test_per_image(tmp_path):
