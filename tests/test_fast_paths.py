@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel1d
 
 import genaug as ga
