@@ -294,3 +294,54 @@ def test_chunked_and_opencv_outputs_come_from_new_result(monkeypatch):
     for backend in ("torch", "opencv"):
         ga.Compose([ga.RandomRotation(20), ga.ColorJitter(0.3)], seed=0, backend=backend)(x)
     assert made == [(3, 3, 16, 16), (3, 3, 16, 16)]
+
+
+def test_to_device_converts_where_the_tensor_lies_and_never_copies_to_the_host_asynchronously(monkeypatch):
+    x = torch.tensor([0.2989, 1.5], dtype=torch.float64)
+    assert base.to_device(x, "cpu") is x  # already there: no copy
+    y = base.to_device(x, torch.device("cpu"), torch.float32)
+    assert y.dtype == torch.float32 and torch.equal(y, x.to(torch.float32))
+    calls = []
+
+    def spy(self, *args, **kwargs):  # records the copy's mode; copies nothing
+        calls.append(kwargs.get("non_blocking", False))
+        return self
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    base.to_device(torch.zeros(2, device="meta"), "cpu")  # device -> host: must block
+    assert calls[-1] is False
+    base.to_device(torch.zeros(2), "meta")  # host -> device: queued
+    assert calls[-1] is True
+
+
+def test_pipeline_moves_parameters_only_through_to_device(monkeypatch):
+    """Every host-to-device copy in a whole pipeline call goes through ``to_device`` (pinned on CUDA).
+
+    On the meta device a stray ``torch.tensor(..., device=...)`` or ``.to(device)`` of a host tensor
+    elsewhere would not show; counting ``to_device`` calls against all host -> meta moves does.
+    """
+    moved, strays, inside = [], [], []
+    real_to, real_helper = torch.Tensor.to, base.to_device
+
+    def spy(self, *args, **kwargs):
+        out = real_to(self, *args, **kwargs)
+        if self.device.type == "cpu" and out.device.type == "meta":
+            (moved if inside else strays).append(tuple(self.shape))
+        return out
+
+    def helper(t, device, dtype=None):
+        inside.append(True)
+        try:
+            return real_helper(t, device, dtype)
+        finally:
+            inside.pop()
+
+    monkeypatch.setattr(torch.Tensor, "to", spy)
+    for module in (base, pipeline, __import__("genaug.transforms.photometric", fromlist=["x"]),
+                   __import__("genaug.transforms.warp", fromlist=["x"])):
+        monkeypatch.setattr(module, "to_device", helper)
+    aug = ga.Compose([ga.RandomResizedCrop(16), ga.RandomRotation(20), ga.ColorJitter(0.4, 0.4, 0.4, 0.1),
+                      ga.RandomGaussianBlur(3, p=0.5), ga.RandomGaussianNoise(0.05, p=0.5)], seed=0)
+    out = aug(torch.zeros(4, 3, 20, 20, device="meta"))
+    assert out.device.type == "meta" and out.shape == (4, 3, 16, 16)
+    assert moved and not strays, f"host -> device copies outside to_device: {strays}"

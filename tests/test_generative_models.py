@@ -241,3 +241,23 @@ def test_a_failed_prior_fit_leaves_the_previous_prior_intact():
     with pytest.raises(ValueError, match="class 2 is not positive definite"):
         vae.fit_prior(x, [0, 1, 2] * 3)
     assert all(torch.equal(v, vae.state_dict()[k]) for k, v in before.items())
+
+
+def test_eval_blocks_hold_cudnn_to_deterministic_algorithms_on_cuda(monkeypatch):
+    """Seeded sampling on a GPU is only reproducible with deterministic cuDNN algorithms (seen on an
+    H100: 2-4 distinct outputs in 6 seeded calls without): eval blocks pin them, then restore."""
+    from genaug.generative.models import common
+
+    cudnn = torch.backends.cudnn
+    monkeypatch.setattr(cudnn, "deterministic", False)
+    monkeypatch.setattr(cudnn, "benchmark", True)
+    net = torch.nn.Linear(2, 2)
+    with common.training_mode(net, False):  # a CPU module: flags untouched
+        assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+    monkeypatch.setattr(common, "on_cuda", lambda module: True)
+    with pytest.raises(RuntimeError, match="boom"), common.training_mode(net, False):
+        assert (cudnn.deterministic, cudnn.benchmark) == (True, False) and not net.training
+        raise RuntimeError("boom")
+    assert (cudnn.deterministic, cudnn.benchmark) == (False, True) and net.training  # restored after an error
+    with common.training_mode(net, True):  # training blocks keep the user's flags
+        assert (cudnn.deterministic, cudnn.benchmark) == (False, True)

@@ -50,7 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from genaug.transforms.base import Params, Transform, check_number, check_range, uniform
+from genaug.transforms.base import Params, Transform, check_number, check_range, to_device, uniform
 
 from .checkpoint import SHIPPED, CheckpointError, file_sha256, load_model, read_header, shipped_path
 from .latent import lerp, slerp
@@ -263,7 +263,7 @@ class _Generative(Transform):
         """The model's class condition for samples ``rows`` (CPU indices): ids, or weights for soft labels."""
         if labels is None or not self.config.num_classes:
             return None
-        return labels.index_select(0, rows.to(labels.device, non_blocking=True)).to(device, non_blocking=True)
+        return to_device(labels.index_select(0, to_device(rows, labels.device)), device)
 
     @staticmethod
     def _user_labels(labels: torch.Tensor, batch: Any) -> torch.Tensor:
@@ -361,7 +361,7 @@ class GenerativeSample(_Generative):
         ids = labels.argmax(1) if soft else labels
         out_labels = batch.labels
         if soft and len(index):
-            rows = index.to(labels.device, non_blocking=True)
+            rows = to_device(index, labels.device)
             one_hot = _one_hot(ids.index_select(0, rows), self.config.num_classes, labels.dtype)
             out_labels = self._user_labels(labels.index_copy(0, rows, one_hot), batch)
         if not len(index):
@@ -375,7 +375,7 @@ class GenerativeSample(_Generative):
             noise = None if seed is None else torch.Generator().manual_seed(int(seed[index[0]]))
             images = model._generate(eps, y, noise)
         else:
-            z = eps.to(device, non_blocking=True)
+            z = to_device(eps, device)
             if self.config.prior == "aggregate":
                 z = model.prior_mean[y] + (model.prior_scale_tril[y] @ z.unsqueeze(-1)).squeeze(-1)
             images = model._decode(z, y)
@@ -432,9 +432,9 @@ class LatentNoise(_Generative):
         device = batch.image.device
         model = self._model_on(device)
         y = self._condition(labels, index, device)
-        mu = self._encode(model, batch.image.index_select(0, index.to(device, non_blocking=True)), y)
+        mu = self._encode(model, batch.image.index_select(0, to_device(index, device)), y)
         noise = (params["sigma"].index_select(0, index).unsqueeze(1) * params["eps"].index_select(0, index)).to(mu.dtype)
-        images = model._decode(mu + noise.to(device, non_blocking=True), y)
+        images = model._decode(mu + to_device(noise, device), y)
         return self._from_model(images, batch.image[: len(index)]), batch.labels
 
 
@@ -524,7 +524,7 @@ class LatentInterpolate(_Generative):
         same = ids.unsqueeze(1) == ids.unsqueeze(0)
         same.fill_diagonal_(False)
         count = same.sum(1)
-        rank = (u.to(ids.device, non_blocking=True) * count).floor().long()
+        rank = (to_device(u, ids.device) * count).floor().long()
         hit = same & (same.long().cumsum(1) - 1 == rank.unsqueeze(1))
         return torch.where(count > 0, hit.long().argmax(1), torch.arange(b, device=ids.device))
 
@@ -543,13 +543,13 @@ class LatentInterpolate(_Generative):
         latent = torch.zeros(b, self.config.latent_dim, device=device)
         if len(index):
             model = self._model_on(device)
-            picked = partner.index_select(0, index.to(partner.device, non_blocking=True))
-            images = batch.image.index_select(0, picked.to(device, non_blocking=True))
+            picked = partner.index_select(0, to_device(index, partner.device))
+            images = batch.image.index_select(0, to_device(picked, device))
             condition = None if labels is None else self._condition(labels, picked, device)
-            latent = latent.index_copy(0, index.to(device, non_blocking=True), self._encode(model, images, condition))
+            latent = latent.index_copy(0, to_device(index, device), self._encode(model, images, condition))
         rec["index"], rec["latent"] = partner, latent
         if labels is not None:
-            rec["label"] = labels.index_select(0, partner.to(labels.device, non_blocking=True))
+            rec["label"] = labels.index_select(0, to_device(partner, labels.device))
 
     def _check_recorded(self, rec: Any, batch: Any, labels: torch.Tensor | None) -> None:
         b, z = batch.batch_size, self.config.latent_dim
@@ -579,8 +579,8 @@ class LatentInterpolate(_Generative):
         if n:
             alpha = params["alpha"].index_select(0, index).unsqueeze(1)
         if own is not None and n:
-            rows = index.to(own.device, non_blocking=True)
-            a = alpha.to(own.device, own.dtype, non_blocking=True)
+            rows = to_device(index, own.device)
+            a = to_device(alpha, own.device, own.dtype)
             partner_soft = self._soft(rec["label"]).index_select(0, rows).to(own.dtype)
             mixed = (1 - a) * own.index_select(0, rows) + a * partner_soft
             out_labels = self._user_labels(own.index_copy(0, rows, mixed), batch)
@@ -590,12 +590,12 @@ class LatentInterpolate(_Generative):
             return batch.image[:0], out_labels
         model = self._model_on(device)
         condition = self._condition(labels, index, device)
-        z_own = self._encode(model, batch.image.index_select(0, index.to(device, non_blocking=True)), condition)
+        z_own = self._encode(model, batch.image.index_select(0, to_device(index, device)), condition)
         latent = rec["latent"]
-        z_partner = latent.index_select(0, index.to(latent.device, non_blocking=True)).to(device, z_own.dtype)
-        z = (slerp if self.mode == "slerp" else lerp)(z_own, z_partner, alpha.to(device, z_own.dtype, non_blocking=True))
+        z_partner = latent.index_select(0, to_device(index, latent.device)).to(device, z_own.dtype)
+        z = (slerp if self.mode == "slerp" else lerp)(z_own, z_partner, to_device(alpha, device, z_own.dtype))
         if own is not None and conditional:
-            condition = mixed.to(device, non_blocking=True)  # the decoder sees the mixed class, like the label
+            condition = to_device(mixed, device)  # the decoder sees the mixed class, like the label
         return self._from_model(model._decode(z, condition), batch.image[:n]), out_labels
 
 

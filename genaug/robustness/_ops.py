@@ -16,6 +16,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from genaug.transforms.base import to_device
+
 # ----------------------------------------------------------------------------- border modes
 
 
@@ -221,7 +223,7 @@ def motion_blur(x: torch.Tensor, radius: float, sigma: float, angle: torch.Tenso
     hp, wp = h + 2 * pad, w + 2 * pad
     flat = padded.reshape(b, c, hp * wp)
     base = ((torch.arange(h, device=x.device) + pad)[:, None] * wp + torch.arange(w, device=x.device) + pad).view(1, -1)
-    shift = (oy * wp + ox).to(x.device, non_blocking=True)  # (B, width)
+    shift = to_device(oy * wp + ox, x.device)  # (B, width)
     out = torch.zeros(b, c, h * w, device=x.device, dtype=x.dtype)
     for t in range(width):  # a loop over taps, each over the whole batch
         if kernel[t] < 1e-12:

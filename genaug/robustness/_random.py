@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from genaug.transforms.base import to_device
 from genaug.transforms.photometric import RandomGaussianNoise
 
 _G = 0x9E3779B97F4A7C15 - 2**64  # the golden-ratio increment, as a signed int64
@@ -68,7 +69,7 @@ def uniform(seeds: torch.Tensor, stream: int, shape: tuple[int, ...], device: to
     n = 1
     for s in shape:
         n *= int(s)
-    keys = _keys(derive(seeds, stream)).to(device, non_blocking=True).view(b, 1)
+    keys = to_device(_keys(derive(seeds, stream)), device).view(b, 1)
     counters = torch.arange(n, dtype=torch.int64, device=device).view(1, n)
     return uniform_at(keys, counters, dtype).view(b, *shape)
 

@@ -22,6 +22,7 @@ import torch
 
 from genaug.robustness import _ops, _random, _spatter, frost
 from genaug.robustness.tables import ALL, FOG_MAP_SIZE, FROST_RESIZE, TABLE_SIZES, severity_params
+from genaug.transforms.base import to_device
 from genaug.transforms.photometric import RandomGaussianNoise
 
 Fn = Callable[[torch.Tensor, Any, torch.Tensor, str], torch.Tensor]
@@ -120,7 +121,7 @@ def glass_blur(x: torch.Tensor, c: tuple, seeds: torch.Tensor, table: str) -> to
     sigma, d, iterations = c
     b, ch, h, w = x.shape
     y = _ops.gaussian_filter(x, float(sigma), "nearest").mul_(255).floor_().clamp_(0, 255).div_(255)
-    perm = glass_permutation(seeds, h, w, int(d), int(iterations)).to(x.device, non_blocking=True)
+    perm = to_device(glass_permutation(seeds, h, w, int(d), int(iterations)), x.device)
     y = y.reshape(b, ch, h * w).gather(2, perm.unsqueeze(1).expand(b, ch, -1)).view(b, ch, h, w)
     return _ops.gaussian_filter(y, float(sigma), "nearest").clamp_(0, 1)
 

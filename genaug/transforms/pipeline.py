@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 import torch
 
 from genaug.transforms.base import (DRAWN_FOR, Params, Transform, allow_stage_output, needs_autograd, new_result, on_selected,
-                                   scratch, scratch_off, take_rows)
+                                   scratch, scratch_off, take_rows, to_device)
 from genaug.transforms import opencv_backend
 from genaug.transforms.photometric import apply_color_affine
 from genaug.transforms.warp import WarpOptions, points_inside, warp_batch
@@ -274,7 +274,7 @@ def fused_color_affine(stages: list[Stage], mean: torch.Tensor) -> tuple[torch.T
         a, t = stage.leaf.color_affine(stage.params, mean, c)
         apply = stage.params["apply"]
         if not bool(apply.cpu().all()):  # (CPU params: no sync)
-            gate = apply.to(mean.device, non_blocking=True)
+            gate = to_device(apply, mean.device)
             a = torch.where(gate.view(-1, 1, 1), a, torch.eye(c, dtype=mean.dtype, device=mean.device))
             t = torch.where(gate.view(-1, 1), t, 0.0)
         if a_total is None:
@@ -337,12 +337,12 @@ def _run_replace(stage: Stage, batch: Batch) -> Batch:
         if len(index) == batch.batch_size:
             image = new
         elif len(index):
-            image = image.index_copy(0, index.to(image.device, non_blocking=True), new)
+            image = image.index_copy(0, to_device(index, image.device), new)
     if not len(index):
         return replace(batch, labels=labels)
 
     def cleared(t: torch.Tensor | None, value: Any) -> torch.Tensor | None:
-        return None if t is None else t.index_fill(0, index.to(t.device, non_blocking=True), value)
+        return None if t is None else t.index_fill(0, to_device(index, t.device), value)
 
     return replace(batch, image=image, labels=labels, masks=cleared(batch.masks, 0),
                    boxes_valid=cleared(batch.boxes_valid, False), keypoints_valid=cleared(batch.keypoints_valid, False))
@@ -608,7 +608,7 @@ def _slice_batch(batch: Batch, start: int, stop: int) -> Batch:
 def _select_batch(batch: Batch, index: torch.Tensor) -> Batch:
     """The samples ``index`` (a CPU index tensor) of ``batch``."""
     fields = {name: getattr(batch, name) for name in _BATCHED_FIELDS}
-    picked = {k: (v.index_select(0, index.to(v.device, non_blocking=True)) if v is not None else None) for k, v in fields.items()}
+    picked = {k: (v.index_select(0, to_device(index, v.device)) if v is not None else None) for k, v in fields.items()}
     return replace(batch, **picked)
 
 
@@ -624,7 +624,7 @@ def _scatter(out: Batch, part: Batch, index: torch.Tensor) -> Batch:
     fields = {}
     for name in _BATCHED_FIELDS:
         target, value = getattr(out, name), getattr(part, name)
-        fields[name] = None if target is None else target.index_copy(0, index.to(target.device, non_blocking=True), value)
+        fields[name] = None if target is None else target.index_copy(0, to_device(index, target.device), value)
     return replace(out, **fields)
 
 

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from kornia.filters import get_gaussian_kernel1d
 
-from genaug.transforms.base import on_selected, scratch
+from genaug.transforms.base import on_selected, scratch, to_device
 from genaug.transforms.photometric import separable_blur
 
 if TYPE_CHECKING:
@@ -139,7 +139,7 @@ def sampling_grid(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tupl
     :func:`~genaug.transforms.base.scratch` buffer on the CPU: use it before the next call.
     """
     theta_np = (_normalizer(*in_size) @ _host(matrix) @ _denormalizer(*out_size))[:, :2, :]
-    theta = torch.from_numpy(theta_np).to(device=like.device, dtype=like.dtype, non_blocking=True)
+    theta = to_device(torch.from_numpy(theta_np), like.device, like.dtype)
     h, w = out_size
     # Same values as F.affine_grid(align_corners=False), built by broadcasting: the grid is affine
     # in the output coordinates, so each component is a (B,1,w) row plus a (B,h,1) column.
@@ -213,7 +213,7 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     if found is None:
         return image
     needs, taps = found
-    taps = taps.to(image.dtype).to(image.device, non_blocking=True)
+    taps = to_device(taps, image.device, image.dtype)
     return on_selected(image, needs, lambda subset, _: separable_blur(subset, taps[:, 0], taps[:, 1]))
 
 
@@ -242,7 +242,7 @@ def warp_image(
     fill = options.fill if isinstance(options.fill, tuple) else (options.fill,)
     if all(v == 0 for v in fill):
         return out.mul_(coverage)
-    fill_t = torch.tensor(fill, dtype=out.dtype, device=out.device).view(1, -1, 1, 1)
+    fill_t = to_device(torch.tensor(fill, dtype=out.dtype), out.device).view(1, -1, 1, 1)
     return torch.lerp(fill_t.expand_as(out), out, coverage)
 
 
@@ -288,7 +288,7 @@ def edge_coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tupl
     """
     h, w = out_size
     coeffs = coverage_coefficients(matrix, in_size)
-    k = torch.from_numpy(coeffs).to(device=like.device, dtype=like.dtype, non_blocking=True)
+    k = to_device(torch.from_numpy(coeffs), like.device, like.dtype)
     j = torch.arange(w, dtype=like.dtype, device=like.device)
     i = torch.arange(h, dtype=like.dtype, device=like.device)
     # both axes at once: (B, 2, h, w) distances to the near and the far edge; then in place (two
@@ -305,7 +305,7 @@ def edge_coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tupl
 
 def warp_points(points: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
     """Map continuous-coordinate points ``(B, N, 2)`` from input to output through ``matrix``."""
-    forward = affine_inverse(matrix.to(torch.float64)).to(points.device, points.dtype)
+    forward = to_device(affine_inverse(matrix.to(torch.float64)), points.device, points.dtype)
     centred = points - 0.5
     mapped = torch.einsum("bij,bnj->bni", forward[:, :2, :2], centred) + forward[:, :2, 2].unsqueeze(1)
     return mapped + 0.5
@@ -425,7 +425,7 @@ def _mask_index(
     shift = 1 if padded else 0  # source pixel (y, x) sits at (y + 1, x + 1) in the grown source
 
     def move(*parts: np.ndarray) -> list[torch.Tensor]:  # in one copy
-        packed = torch.from_numpy(np.concatenate([p.ravel() for p in parts]).astype(np.int64)).to(device, non_blocking=True)
+        packed = to_device(torch.from_numpy(np.concatenate([p.ravel() for p in parts]).astype(np.int64)), device)
         return [t.view(p.shape) for t, p in zip(packed.split([p.size for p in parts]), parts)]
 
     if bool((b[:, 0] == 0).all() and (a[:, 1] == 0).all()):  # axis-aligned: x from j only, y from i only

@@ -6,6 +6,7 @@ Shape comments use ``B`` for batch, ``C`` for channels, ``H``/``W`` for image si
 
 from __future__ import annotations
 
+import itertools
 import math
 from contextlib import contextmanager
 from dataclasses import asdict, fields
@@ -50,6 +51,12 @@ def config_to_dict(cfg: Any) -> dict[str, Any]:
 def training_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
     """Put ``module`` in train (``True``) or eval (``False``) mode for a block, then restore it.
 
+    In eval mode on a CUDA device, cuDNN is also held to deterministic algorithms (and no
+    autotuning) for the block, then its flags are restored: otherwise the same seed need not give
+    the same samples twice, because cuDNN may pick a transposed-convolution algorithm whose sums
+    run in a varying order (seen on an H100: 2 to 4 distinct outputs in 6 seeded calls). The flags
+    are process-wide, as PyTorch has them.
+
     Example:
         >>> net = nn.BatchNorm1d(2).train()
         >>> with training_mode(net, False):
@@ -60,10 +67,22 @@ def training_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
     """
     was = module.training
     module.train(training)
+    cudnn = torch.backends.cudnn
+    saved = (cudnn.deterministic, cudnn.benchmark)
+    pin = not training and on_cuda(module)
+    if pin:
+        cudnn.deterministic, cudnn.benchmark = True, False
     try:
         yield module
     finally:
         module.train(was)
+        if pin:
+            cudnn.deterministic, cudnn.benchmark = saved
+
+
+def on_cuda(module: nn.Module) -> bool:
+    """Whether ``module`` holds a parameter or buffer on a CUDA device."""
+    return any(t.device.type == "cuda" for t in itertools.chain(module.parameters(), module.buffers()))
 
 
 def geometry(image_size: int) -> tuple[int, int]:
