@@ -81,7 +81,10 @@ def gaussian_blur(
     """
     if image.numel() == 0:
         return image.clone()
-    ky, kx = gaussian_taps(kernel_size, to_device(sigma, image.device, image.dtype))
+    # The taps are computed where ``sigma`` lies (the CPU, for drawn parameters) and then moved:
+    # on a GPU that is two small copies instead of ~20 tiny kernels.
+    ky, kx = gaussian_taps(kernel_size, sigma.to(image.dtype))
+    ky, kx = to_device(ky, image.device), to_device(kx, image.device)
     return separable_blur(image, ky, kx, out)
 
 
@@ -376,7 +379,7 @@ class RandomGaussianBlur(Transform):
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         _check_kernel_fits("RandomGaussianBlur", self.kernel_size, image.shape[-2:])
-        sigma = to_device(params["sigma"], image.device, image.dtype)
+        sigma = params["sigma"].to(image.dtype)  # a CPU parameter: gaussian_blur moves the taps
         out = stage_output("blur_out", tuple(image.shape), image.dtype, image.device, avoid=image)
         # A convex combination of 0..1 values, up to rounding: clamp the last ulp back into range.
         return gaussian_blur(image, self.kernel_size, sigma.view(-1, 1).expand(-1, 2), out).clamp_(0.0, 1.0)
