@@ -63,5 +63,7 @@ def test_only_float32_cuda_tensors_without_autograd_take_the_kernel(monkeypatch)
     assert triton_blur.available(torch.zeros(1, 1, 4, 4))
     assert not triton_blur.available(torch.zeros(1, 1, 4, 4, dtype=torch.float64))
     assert not triton_blur.available(torch.zeros(1, 1, 4, 4, requires_grad=True))
+    tall = torch.zeros(1, 1, triton_blur.BLOCK_H * triton_blur.MAX_GRID + 1, 1).expand(1, 1, -1, 4)
+    assert not triton_blur.available(tall)  # more row tiles than a CUDA grid holds
     monkeypatch.setenv("GENAUG_TRITON", "0")
     assert not triton_blur.available(torch.zeros(1, 1, 4, 4))

@@ -13,7 +13,8 @@ taps alone, so a batch equals each sample run alone, bit for bit.
 
 It is used where :func:`available` says so (CUDA, float32, no autograd, Triton importable, and
 the environment variable ``GENAUG_TRITON`` not ``0``); everywhere else the blur keeps its PyTorch
-formulation. The tests run the kernel on the CPU under ``TRITON_INTERPRET=1``.
+formulation. The first call for each kernel size compiles the kernel (about a second; Triton
+caches it on disk). The tests run the kernel on the CPU under ``TRITON_INTERPRET=1``.
 
 Example (a CUDA machine):
     >>> import torch
@@ -33,6 +34,7 @@ import torch
 
 BLOCK_H = 16
 BLOCK_W = 64
+MAX_GRID = 65535  # CUDA's limit on a grid's y and z dimensions
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,6 +86,8 @@ def available(image: torch.Tensor) -> bool:
         return False
     if torch.is_grad_enabled() and image.requires_grad:
         return False
+    if image.dim() != 4 or -(-image.shape[-2] // BLOCK_H) > MAX_GRID or -(-image.shape[-1] // BLOCK_W) > MAX_GRID:
+        return False  # CUDA caps the 2nd and 3rd grid dimensions: such an image keeps the convolution
     return _triton_importable()
 
 
