@@ -115,3 +115,12 @@ def test_page_faults_reports_both_settings_for_each_backend():
     rows = [line for line in stdout.splitlines() if line.startswith("| 16 |")]
     assert [tuple(cell.strip() for cell in row.split("|")[2:4]) for row in rows] == [
         ("torch", "no"), ("torch", "yes"), ("opencv", "no"), ("opencv", "yes")]
+
+
+def test_cuda_profile_quick(tmp_path):
+    out = tmp_path / "profile.md"
+    run_script("benchmarks/cuda_profile.py", "--quick", "--out", str(out))
+    text = out.read_text()
+    assert "wall time per call" in text and "ops per call" in text  # CPU ops here: no GPU in CI
+    rows = [line for line in text.splitlines() if line.startswith("| `")]
+    assert len(rows) == 5 and all(float(r.split("|")[2]) >= 0 for r in rows)
