@@ -415,21 +415,3 @@ def test_a_pipeline_call_copies_no_pageable_memory_to_the_gpu(dtype):
     assert copies, "the profiler saw no host-to-device copy at all: the test would pass on anything"
     assert not [k for k in copies if "Pageable" in k], copies
 
-
-@pytest.mark.cuda
-def test_the_triton_blur_serves_cuda_float32_and_agrees_with_the_convolution(monkeypatch):
-    from genaug.transforms import photometric, triton_blur
-
-    assert triton_blur.available(torch.zeros(1, 1, 4, 4, device="cuda")), "Triton should serve float32 on CUDA"
-    used = []
-    real = triton_blur.separable_blur_triton
-    monkeypatch.setattr(triton_blur, "separable_blur_triton", lambda *a, **k: used.append(1) or real(*a, **k))
-    x = torch.rand(6, 3, 37, 70, generator=torch.Generator().manual_seed(0)).cuda()
-    sigma = torch.rand(6, 2, generator=torch.Generator().manual_seed(1)) * 2 + 0.1
-    ky, kx = photometric.gaussian_taps((5, 7), sigma.cuda())
-    got = photometric.separable_blur(x, ky, kx)
-    assert used, "separable_blur did not take the Triton kernel on CUDA"
-    conv = photometric._blur_grouped_conv(x, ky, kx)
-    assert (got - conv).abs().max().item() <= 1e-5
-    for i in range(6):
-        assert torch.equal(photometric.separable_blur(x[i:i + 1], ky[i:i + 1], kx[i:i + 1])[0], got[i])

@@ -27,7 +27,6 @@ from genaug.transforms.base import (
     to_device,
     uniform,
 )
-from genaug.transforms import triton_blur
 from genaug.transforms.opencv_backend import OpenCVKernel, separable_filter
 
 #: ITU-R 601 luma weights, as torchvision's rgb_to_grayscale.
@@ -67,9 +66,8 @@ def gaussian_blur(
 
     The 1-D kernels are Kornia's (``get_gaussian_kernel1d``). On the CPU each pass is a sum of
     shifted slices weighted per sample (3x faster than a grouped convolution with one group per
-    plane, which oneDNN runs poorly for many tiny groups); on a CUDA device, float32, it is one
-    Triton kernel (:mod:`genaug.transforms.triton_blur`: both passes in one read and one write);
-    elsewhere the grouped convolution, one depthwise kernel per pass. Same result either way
+    plane, which oneDNN runs poorly for many tiny groups); elsewhere it is the grouped
+    convolution, which accelerators run as one depthwise kernel per pass. Same result either way
     (``tests/test_reference.py`` checks both against torchvision). ``out``: an optional contiguous
     tensor shaped like ``image`` (not sharing its memory) for the result (used on the CPU).
 
@@ -115,8 +113,6 @@ def separable_blur(image: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor, out:
     if ry >= max(h, 1) or rx >= max(w, 1):
         raise ValueError(f"blur kernel radius (y {ry}, x {rx}) must be smaller than the image size (h {h}, w {w})")
     if image.device.type != "cpu" or needs_autograd(image):  # the CPU path writes with out= (no autograd)
-        if triton_blur.available(image):  # one fused pass on a CUDA device (float32)
-            return triton_blur.separable_blur_triton(image, ky, kx, out)
         return _blur_grouped_conv(image, ky, kx)
     # On the CPU: sums of shifted slices, each output ``sum_i k[i] * x[j - r + i]`` in the order of
     # ``i`` (the grouped convolution's numbers up to rounding, and bit for bit the same whatever the
