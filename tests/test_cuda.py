@@ -397,7 +397,8 @@ def test_default_precision_settings(device):
 def test_a_pipeline_call_copies_no_pageable_memory_to_the_gpu(dtype):
     """Parameters reach the GPU through pinned memory only (``base.to_device``): a copy from
     pageable memory blocks the host until the GPU has run everything queued before it, so the
-    call's launches would stop overlapping its kernels (measured: 4.4 ms wall for 2.8 ms of kernels)."""
+    call's launches would stop overlapping its kernels (an H100, B=256 224x224: 6.95 ms per call
+    before, 4.35 ms after, for 2.8 ms of kernels)."""
     from torch.profiler import ProfilerActivity, profile
 
     aug = ga.Compose([ga.RandomResizedCrop(32), ga.RandomRotation(20), ga.RandomScale((0.8, 1.2)),
