@@ -13,7 +13,8 @@ every section, so a run stopped early still leaves what it measured:
 4. genaug's per-stage profile on the device (``throughput.profile_genaug``);
 5. kornia under ``torch.compile`` (the largest size only, unless ``--compile-sizes``), timed
    round-robin with genaug, in a child process: a compilation that runs past ``--compile-limit``
-   seconds (or the whole section past its budget) is killed and reported as skipped; a compilation error is reported with its reason;
+   seconds (or the whole section past its budget) is killed and reported as skipped; a
+   compilation error is reported with its reason;
 6. the end-to-end input pipeline of ``input_pipeline.py`` (its functions, imported): PNG files
    decoded in 2 DataLoader workers, augmented per sample in the workers (torchvision,
    albumentations, genaug), per batch in the ``collate_fn`` (genaug), or on the GPU by
