@@ -261,3 +261,39 @@ def test_eval_blocks_hold_cudnn_to_deterministic_algorithms_on_cuda(monkeypatch)
     assert (cudnn.deterministic, cudnn.benchmark) == (False, True) and net.training  # restored after an error
     with common.training_mode(net, True):  # training blocks keep the user's flags
         assert (cudnn.deterministic, cudnn.benchmark) == (False, True)
+
+
+def test_overlapping_eval_blocks_in_two_threads_restore_the_users_cudnn_flags(monkeypatch):
+    """Flags are process-wide: with a save/restore per block, thread B would save A's pinned flags and
+    put them back after A restored the user's, leaving cuDNN pinned for good."""
+    import threading
+
+    from genaug.generative.models import common
+
+    cudnn = torch.backends.cudnn
+    monkeypatch.setattr(cudnn, "deterministic", False)
+    monkeypatch.setattr(cudnn, "benchmark", True)
+    monkeypatch.setattr(common, "on_cuda", lambda module: True)
+    a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def thread_a():
+        with common.training_mode(torch.nn.Linear(2, 2), False):
+            a_in.set()
+            b_in.wait(5)
+        a_out.set()
+
+    def thread_b():
+        a_in.wait(5)
+        with common.training_mode(torch.nn.Linear(2, 2), False):
+            b_in.set()
+            a_out.wait(5)
+            seen.append((cudnn.deterministic, cudnn.benchmark))  # A has left: still pinned for B
+
+    threads = [threading.Thread(target=thread_a), threading.Thread(target=thread_b)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert seen == [(True, False)]
+    assert (cudnn.deterministic, cudnn.benchmark) == (False, True)

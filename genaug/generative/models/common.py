@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import math
-from contextlib import contextmanager
+import threading
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, fields
 from typing import Any, Iterator
 
@@ -55,7 +56,8 @@ def training_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
     autotuning) for the block, then its flags are restored: otherwise the same seed need not give
     the same samples twice, because cuDNN may pick a transposed-convolution algorithm whose sums
     run in a varying order (seen on an H100: 2 to 4 distinct outputs in 6 seeded calls). The flags
-    are process-wide, as PyTorch has them.
+    are process-wide, as PyTorch has them: :func:`deterministic_cudnn` shares one hold among
+    overlapping blocks.
 
     Example:
         >>> net = nn.BatchNorm1d(2).train()
@@ -67,17 +69,42 @@ def training_mode(module: nn.Module, training: bool) -> Iterator[nn.Module]:
     """
     was = module.training
     module.train(training)
-    cudnn = torch.backends.cudnn
-    saved = (cudnn.deterministic, cudnn.benchmark)
-    pin = not training and on_cuda(module)
-    if pin:
-        cudnn.deterministic, cudnn.benchmark = True, False
+    hold = deterministic_cudnn() if not training and on_cuda(module) else nullcontext()
     try:
-        yield module
+        with hold:
+            yield module
     finally:
         module.train(was)
-        if pin:
-            cudnn.deterministic, cudnn.benchmark = saved
+
+
+_CUDNN_LOCK = threading.Lock()
+_cudnn_holders = 0
+_cudnn_saved: tuple[bool, bool] = (False, False)
+
+
+@contextmanager
+def deterministic_cudnn() -> Iterator[None]:
+    """cuDNN held to deterministic algorithms, without autotuning, for a block.
+
+    The flags are process-wide, so blocks share one hold: the first to enter saves the user's
+    flags, the last to leave restores them. Overlapping blocks in several threads then cannot
+    leave the flags pinned (thread A saves, thread B saves A's pinned values, A restores, B
+    "restores" the pinned ones).
+    """
+    global _cudnn_holders, _cudnn_saved
+    cudnn = torch.backends.cudnn
+    with _CUDNN_LOCK:
+        if _cudnn_holders == 0:
+            _cudnn_saved = (cudnn.deterministic, cudnn.benchmark)
+            cudnn.deterministic, cudnn.benchmark = True, False
+        _cudnn_holders += 1
+    try:
+        yield
+    finally:
+        with _CUDNN_LOCK:
+            _cudnn_holders -= 1
+            if _cudnn_holders == 0:
+                cudnn.deterministic, cudnn.benchmark = _cudnn_saved
 
 
 def on_cuda(module: nn.Module) -> bool:
