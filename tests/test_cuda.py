@@ -415,4 +415,3 @@ def test_a_pipeline_call_copies_no_pageable_memory_to_the_gpu(dtype):
     copies = [e.key for e in prof.key_averages() if "Memcpy HtoD" in e.key]
     assert copies, "the profiler saw no host-to-device copy at all: the test would pass on anything"
     assert not [k for k in copies if "Pageable" in k], copies
-

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kornia.filters import get_gaussian_kernel1d
 
 import genaug as ga
-from genaug.transforms import base, pipeline
+from genaug.transforms import base, photometric, pipeline, warp
 from genaug.transforms.photometric import _blur_grouped_conv, separable_blur
 from genaug.transforms.warp import edge_coverage, _footprint_scale, _host, sampling_grid
 
@@ -315,10 +315,11 @@ def test_to_device_converts_where_the_tensor_lies_and_never_copies_to_the_host_a
 
 
 def test_pipeline_moves_parameters_only_through_to_device(monkeypatch):
-    """Every host-to-device copy in a whole pipeline call goes through ``to_device`` (pinned on CUDA).
+    """Every host-to-device ``.to()`` in a whole pipeline call goes through ``to_device`` (pinned on CUDA).
 
-    On the meta device a stray ``torch.tensor(..., device=...)`` or ``.to(device)`` of a host tensor
-    elsewhere would not show; counting ``to_device`` calls against all host -> meta moves does.
+    A spy on ``Tensor.to`` sorts the host -> meta moves of a call into those made inside
+    ``to_device`` and strays. (It does not see ``torch.tensor(..., device=...)``; the CUDA test
+    ``test_a_pipeline_call_copies_no_pageable_memory_to_the_gpu`` covers every kind of copy.)
     """
     moved, strays, inside = [], [], []
     real_to, real_helper = torch.Tensor.to, base.to_device
@@ -337,8 +338,7 @@ def test_pipeline_moves_parameters_only_through_to_device(monkeypatch):
             inside.pop()
 
     monkeypatch.setattr(torch.Tensor, "to", spy)
-    for module in (base, pipeline, __import__("genaug.transforms.photometric", fromlist=["x"]),
-                   __import__("genaug.transforms.warp", fromlist=["x"])):
+    for module in (base, pipeline, photometric, warp):
         monkeypatch.setattr(module, "to_device", helper)
     aug = ga.Compose([ga.RandomResizedCrop(16), ga.RandomRotation(20), ga.ColorJitter(0.4, 0.4, 0.4, 0.1),
                       ga.RandomGaussianBlur(3, p=0.5), ga.RandomGaussianNoise(0.05, p=0.5)], seed=0)
