@@ -6,8 +6,11 @@
 #   3. the GPU suite (benchmarks/gpu_suite.py -> RESULTS-cuda.md);
 #   4. the cost of a generative augmenter in the pipeline (generative_augment_speed.py --device cuda);
 #   5. corruption throughput on the GPU (corruptions.py --device cuda).
-# The lent machine lacks kornia and albumentations: their wheels (and albumentations' pure dependencies)
-# travel in .whl, see the device README. Usage (repository root, those wheels on PYTHONPATH):
+# The lent machine lacks kornia and albumentations: their wheels travel in .whl (cp312, manylinux;
+# the device README has the pip download line): kornia 0.9.0, kornia_rs 0.2.0, albumentations 2.0.8,
+# albucore 0.0.24, pydantic 2.14.4, pydantic-core 2.50.5, annotated-types 0.8.0,
+# typing-inspection 0.4.5, simsimd 6.5.16, stringzilla 5.3.2.
+# Usage (repository root, those wheels on PYTHONPATH):
 #   OUT=/some/folder bash benchmarks/gpu_session.sh        (benchmarks/gpu_command.txt has the whole line)
 set -u
 OUT=${OUT:-/tmp/genaug-gpu}
