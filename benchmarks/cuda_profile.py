@@ -44,11 +44,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -59,18 +54,18 @@ def main(argv: list[str] | None = None) -> int:
     x = x.to(device)
     for _ in range(3):
         pipeline(x)
-    sync(device)
+    tp._sync(device.type)
     walls = []
     for _ in range(max(args.calls, 1)):  # unprofiled wall time of one call
         start = time.perf_counter()
         pipeline(x)
-        sync(device)
+        tp._sync(device.type)
         walls.append(time.perf_counter() - start)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
     with profile(activities=activities) as prof:
         for _ in range(args.calls):
             pipeline(x)
-        sync(device)
+        tp._sync(device.type)
     on_gpu = device.type == "cuda"
     rows = []
     for e in prof.key_averages():

@@ -592,7 +592,7 @@ class LatentInterpolate(_Generative):
         condition = self._condition(labels, index, device)
         z_own = self._encode(model, batch.image.index_select(0, to_device(index, device)), condition)
         latent = rec["latent"]
-        z_partner = latent.index_select(0, to_device(index, latent.device)).to(device, z_own.dtype)
+        z_partner = to_device(latent.index_select(0, to_device(index, latent.device)), device, z_own.dtype)
         z = (slerp if self.mode == "slerp" else lerp)(z_own, z_partner, to_device(alpha, device, z_own.dtype))
         if own is not None and conditional:
             condition = to_device(mixed, device)  # the decoder sees the mixed class, like the label
