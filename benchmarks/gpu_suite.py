@@ -6,7 +6,9 @@ every section, so a run stopped early still leaves what it measured:
 1. throughput of the 5-op pipeline of ``throughput.py`` (its functions, imported: same ops,
    same parameters, same output checks, same round-robin timing with ``torch.cuda.synchronize``)
    at B=256, 224x224 and 64x64, float32 and uint8: genaug vs kornia's ``AugmentationSequential``
-   (eager);
+   (eager); then the same calls queued, ``--queue`` back to back with one synchronisation at the
+   end (a training loop's view: a pipeline that never waits for the GPU overlaps its host work
+   with the previous batch's kernels);
 2. latency of one call at B=8, 224x224: genaug vs kornia eager (ms per call);
 3. sampling speed of the shipped generative models (``ga.load_model``) at a large batch, with
    ``generative_quality.throughput``;
@@ -77,6 +79,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dtypes", nargs="+", default=["float32", "uint8"], choices=["float32", "uint8"])
     p.add_argument("--warmup", type=int, default=3, help="untimed calls per case after the output check")
     p.add_argument("--repeats", type=int, default=10, help="timed calls per case (median reported)")
+    p.add_argument("--queue", type=int, default=10,
+                   help="calls issued back to back, one sync at the end, for the queued throughput table")
     p.add_argument("--latency-batch", type=int, default=8)
     p.add_argument("--latency-size", type=int, default=224)
     p.add_argument("--latency-repeats", type=int, default=30)
@@ -104,7 +108,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compile-worker", default=None, help=argparse.SUPPRESS)  # internal: JSON spec
     args = p.parse_args(argv)
     if args.smoke:
-        args.batch, args.sizes, args.warmup, args.repeats = 2, [32], 0, 1
+        args.batch, args.sizes, args.warmup, args.repeats, args.queue = 2, [32], 0, 1, 2
         args.latency_batch, args.latency_size, args.latency_repeats = 2, 32, 2
         args.gen_batches, args.gen_seconds = [8], 0.0
     # With --smoke the compiled section starts its child and kills it after a few seconds of
@@ -167,7 +171,32 @@ def section_throughput(args: argparse.Namespace, device: str, state: dict[str, A
                 state["throughput"].append(tp.Result(case.library, device, size, dtype, wall, cpu, args.batch))
                 log(f"  {size}x{size} {dtype:7s} {case.library:26s} {wall * 1e3:8.2f} ms/batch  "
                     f"{args.batch / wall:10,.0f} images/s")
+            for case in cases:
+                per_call = queued_seconds(case, args.queue, max(1, args.repeats // 2))
+                state["queued"].append({"library": case.library, "size": size, "dtype": dtype, "seconds": per_call})
+                log(f"  {size}x{size} {dtype:7s} {case.library:26s} {per_call * 1e3:8.2f} ms/batch queued "
+                    f"({args.queue} calls back to back)")
             log(f"  {size}x{size} {dtype}: {time.perf_counter() - t:.1f} s")
+
+
+def queued_seconds(case: Any, calls: int, rounds: int) -> float:
+    """Median seconds per call of ``calls`` calls issued back to back with one synchronisation at the end.
+
+    This is what a training loop sees: the host queues the next batch's work while the device
+    still runs the previous one, so a pipeline that never waits for the device costs
+    max(host time, device time) per batch, and one that synchronises inside a call costs their sum.
+    """
+    import throughput as tp
+
+    times = []
+    for _ in range(rounds):
+        tp._sync(case.device)
+        start = time.perf_counter()
+        for _ in range(calls):
+            case.fn(case.inputs)
+        tp._sync(case.device)
+        times.append((time.perf_counter() - start) / calls)
+    return sorted(times)[len(times) // 2]
 
 
 def section_latency(args: argparse.Namespace, device: str, state: dict[str, Any]) -> None:
@@ -428,6 +457,19 @@ def target_lines(args: argparse.Namespace, state: dict[str, Any]) -> list[str]:
     return lines
 
 
+def queued_table(args: argparse.Namespace, state: dict[str, Any]) -> list[str]:
+    if not state["queued"]:
+        return ["(not run)"]
+    lines = ["| size | dtype | library | ms / batch, queued | images/s | genaug speed-up |", "|---|---|---|---:|---:|---:|"]
+    for r in state["queued"]:
+        ours = next((q for q in state["queued"] if q["library"] == "genaug" and q["size"] == r["size"]
+                     and q["dtype"] == r["dtype"]), None)
+        ratio = f"{r['seconds'] / ours['seconds']:.2f}x" if ours else "n/a"
+        lines.append(f"| {r['size']} | {r['dtype']} | {r['library']} | {r['seconds'] * 1e3:.2f} | "
+                     f"{args.batch / r['seconds']:,.0f} | {ratio} |")
+    return lines
+
+
 def compiled_table(args: argparse.Namespace, state: dict[str, Any]) -> list[str]:
     lines = ["| size | dtype | status | first call (compile) s | next calls s | genaug ms / batch | "
              "kornia compiled ms / batch | kornia compiled images/s | genaug speed-up | graphs / graph breaks |",
@@ -477,6 +519,14 @@ def write_report(args: argparse.Namespace, device: str, state: dict[str, Any], f
         tp.results_table(state["throughput"]) if state["throughput"] else "(not run)",
         "",
         "CPU ms / batch: host CPU time of the call (all threads), i.e. the Python and launch overhead.",
+        "",
+        f"### 1b. Queued: {args.queue} calls back to back, one synchronisation at the end (ms per batch, median of "
+        f"{max(1, args.repeats // 2)} rounds)",
+        "",
+        "What a training loop sees when the host queues the next batch while the GPU still works on the last one. "
+        "The targets below are judged on the per-call table above, not on this one.",
+        "",
+        *queued_table(args, state),
         "",
         "## 2. kornia under `torch.compile`",
         "",
@@ -564,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cpu":
         torch.set_num_threads(min(2, torch.get_num_threads()))
     state: dict[str, Any] = {
-        "throughput": [], "latency": [], "generative": [], "profile": [], "compiled": {}, "times": {}, "skipped": {},
+        "throughput": [], "queued": [], "latency": [], "generative": [], "profile": [], "compiled": {}, "times": {}, "skipped": {},
         "loader": [],
         "versions": versions(),
         "command": " ".join(["python3", shlex.quote(Path(sys.argv[0]).as_posix()), *map(shlex.quote, sys.argv[1:])])

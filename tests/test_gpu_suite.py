@@ -25,6 +25,9 @@ def test_gpu_suite_smoke(tmp_path):
                     "## 4. Generative sampling", "## 5. genaug per-stage profile", "## Targets", "## Section times"):
         assert heading in report, heading
     assert "| genaug |" in report and "| kornia |" in report
+    queued = report.split("### 1b. Queued")[1].split("##")[0]
+    assert "| 32 | float32 | genaug |" in queued and "| 32 | uint8 | kornia |" in queued
+    assert "| 32 | float32 | genaug | " in queued and "| 1.00x |" in queued
     assert "| mnist-cgan |" in report and "| mnist-cvae |" in report
     assert "killed, skipped" in report  # the compile child hit its (smoke) limit and was stopped
     targets = report.split("## Targets")[1].split("##")[0]
