@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 
 from genaug.transforms.base import MAX_EXTENT, Params, Transform, check_range, check_size, uniform
@@ -19,59 +20,86 @@ from genaug.transforms.warp import WarpOptions
 # ----------------------------------------------------------------------------- matrix helpers
 
 
-_EYE3 = torch.eye(3, dtype=torch.float64)
+# The matrix helpers work on float64 NumPy arrays: a call builds a few B x 9 matrices, and a NumPy
+# op on a few numbers costs ~1 us where a torch op costs ~5 us (benchmarks/RESULTS.md, "Per-image
+# calls"). The ops' ``matrix`` methods hand the result over as a CPU tensor (``torch.from_numpy``:
+# no copy). Trigonometric functions stay torch's, so the numbers are those of the torch version.
 
 
-def _batch_eye(n: int) -> torch.Tensor:
-    return _EYE3.expand(n, 3, 3).clone()  # 3-6x cheaper than repeat() for the small n of a call
+def _np(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Parameters as float64 NumPy (a CPU float64 tensor is viewed, not copied)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
+    return values.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
-def translation(tx: torch.Tensor, ty: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, 3)`` translation matrices."""
+def _tensor(m: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(m))
+
+
+def _batch_eye(n: int) -> np.ndarray:
+    m = np.zeros((n, 3, 3))
+    m[:, 0, 0] = m[:, 1, 1] = m[:, 2, 2] = 1.0
+    return m
+
+
+def translation(tx: torch.Tensor | np.ndarray, ty: torch.Tensor | np.ndarray) -> np.ndarray:
+    """``(B, 3, 3)`` translation matrices (float64 NumPy)."""
+    tx = _np(tx)
     m = _batch_eye(tx.shape[0])
-    m[:, 0, 2], m[:, 1, 2] = tx, ty
+    m[:, 0, 2], m[:, 1, 2] = tx, _np(ty)
     return m
 
 
-def linear(a: torch.Tensor, b: torch.Tensor, c: torch.Tensor, d: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, 3)`` matrices with linear part ``[[a, b], [c, d]]`` and no translation."""
+def linear(a: Any, b: Any, c: Any, d: Any) -> np.ndarray:
+    """``(B, 3, 3)`` matrices with linear part ``[[a, b], [c, d]]`` and no translation (float64 NumPy).
+
+    Each entry is a ``(B,)`` array or tensor, or a number for all samples (the batch size comes from ``a``).
+    """
+    a = _np(a)
     m = _batch_eye(a.shape[0])
-    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = a, b, c, d
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = a, _scalar_or_np(b), _scalar_or_np(c), _scalar_or_np(d)
     return m
 
 
-def about_center(m: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def _scalar_or_np(v: Any) -> Any:
+    return v if isinstance(v, (int, float)) else _np(v)
+
+
+def about_center(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Conjugate ``m`` so that it acts about the image centre instead of the origin."""
     h, w = size
-    center = torch.tensor([(w - 1) / 2.0, (h - 1) / 2.0], dtype=torch.float64)
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
     # T(c) @ m @ T(-c) maps x to L(x - c) + t + c: same linear part L, translation t + c - L c.
-    out = m.clone()
-    out[:, :2, 2] += center - m[:, :2, :2] @ center
+    out = m.copy()
+    out[:, 0, 2] += cx - (m[:, 0, 0] * cx + m[:, 0, 1] * cy)
+    out[:, 1, 2] += cy - (m[:, 1, 0] * cx + m[:, 1, 1] * cy)
     return out
 
 
-def rotation(degrees: torch.Tensor) -> torch.Tensor:
+def rotation(degrees: torch.Tensor) -> np.ndarray:
     """Forward counter-clockwise rotation (image y axis points down)."""
-    r = torch.deg2rad(degrees)
-    cos, sin = torch.cos(r), torch.sin(r)
+    r = torch.deg2rad(degrees.to(torch.float64))
+    cos, sin = torch.cos(r).numpy(), torch.sin(r).numpy()
     return linear(cos, sin, -sin, cos)
 
 
-def box_matrix(box: torch.Tensor, out_size: tuple[int, int]) -> torch.Tensor:
+def box_matrix(box: torch.Tensor | np.ndarray, out_size: tuple[int, int]) -> np.ndarray:
     """Output pixels → input pixels for cropping ``box`` = (left, top, width, height) and resizing it."""
     h, w = out_size
-    left, top, bw, bh = box.unbind(-1)
+    box = _np(box)
+    left, top, bw, bh = box[:, 0], box[:, 1], box[:, 2], box[:, 3]
     sx, sy = bw / w, bh / h
-    zero = torch.zeros_like(sx)
-    m = linear(sx, zero, zero, sy)
+    m = linear(sx, 0.0, 0.0, sy)
     m[:, 0, 2] = left + 0.5 * sx - 0.5
     m[:, 1, 2] = top + 0.5 * sy - 0.5
     return m
 
 
-def _integer_offsets(low: int, high: int, n: int, generator: torch.Generator) -> torch.Tensor:
+def _integer_offsets(low: int, high: int, n: int, generator: torch.Generator) -> np.ndarray:
     """``n`` integers uniform in ``[low, high]`` (float64)."""
-    return (low + torch.floor(torch.rand(n, generator=generator, dtype=torch.float64) * (high - low + 1))).clamp(max=high)
+    u = torch.rand(n, generator=generator, dtype=torch.float64).numpy()
+    return np.minimum(low + np.floor(u * (high - low + 1)), high)
 
 
 # ----------------------------------------------------------------------------- base class
@@ -120,18 +148,18 @@ class _SizedTransform(GeometricTransform):
         return self.size
 
     def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
-        return box_matrix(params["box"], self.output_size(size))
+        return _tensor(box_matrix(params["box"], self.output_size(size)))
 
     def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
         """A skipped crop still gives its output size: it takes the centre crop (never a corner)."""
         out = self.output_size(size)
-        return box_matrix(_center_box(size, out, 1), out).expand(batch_size, 3, 3)
+        return _tensor(box_matrix(_center_box(size, out, 1), out)).expand(batch_size, 3, 3)
 
 
 def _center_box(size: tuple[int, int], out: tuple[int, int], n: int) -> torch.Tensor:
     (h, w), (oh, ow) = size, out
-    box = torch.tensor([round((w - ow) / 2.0), round((h - oh) / 2.0), ow, oh], dtype=torch.float64)
-    return box.expand(n, 4).clone()
+    box = np.array([round((w - ow) / 2.0), round((h - oh) / 2.0), ow, oh], dtype=np.float64)
+    return _tensor(np.tile(box, (n, 1)))
 
 
 # ----------------------------------------------------------------------------- flips
@@ -149,7 +177,7 @@ class _AxisFlip(GeometricTransform):
         extent = size[1] if self.axis == 0 else size[0]
         m = _batch_eye(params["apply"].shape[0])
         m[:, self.axis, self.axis], m[:, self.axis, 2] = -1.0, extent - 1.0
-        return m
+        return _tensor(m)
 
 
 class RandomHorizontalFlip(_AxisFlip):
@@ -213,7 +241,7 @@ class RandomRotation(GeometricTransform):
         return {"angle": uniform(*self.degrees, n, generator)}
 
     def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
-        return about_center(rotation(-params["angle"]), size)  # inverse of the forward rotation
+        return _tensor(about_center(rotation(-params["angle"]), size))  # inverse of the forward rotation
 
 
 class RandomScale(GeometricTransform):
@@ -243,9 +271,8 @@ class RandomScale(GeometricTransform):
         return {"scale": uniform(*self.scale, n, generator)}
 
     def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
-        inv = 1.0 / params["scale"]
-        zero = torch.zeros_like(inv)
-        return about_center(linear(inv, zero, zero, inv), size)
+        inv = 1.0 / _np(params["scale"])
+        return _tensor(about_center(linear(inv, 0.0, 0.0, inv), size))
 
 
 def _shear_ranges(shear: Any) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -333,23 +360,23 @@ class RandomAffine(GeometricTransform):
         }
 
     def matrix(self, params: Params, size: tuple[int, int]) -> torch.Tensor:
-        return affine_matrix(params["angle"], params["translate"], params["scale"], params["shear"], size)
+        return _tensor(affine_matrix(params["angle"], params["translate"], params["scale"], params["shear"], size))
 
 
 def affine_matrix(
     angle: torch.Tensor, translate: torch.Tensor, scale: torch.Tensor, shear: torch.Tensor, size: tuple[int, int]
-) -> torch.Tensor:
+) -> np.ndarray:
     """Output → input matrix of ``T · C · R(angle) · S(scale) · SHy · SHx · C⁻¹`` (all counter-clockwise).
 
     This is torchvision's ``affine`` with the angle and shear negated.
     """
     from genaug.transforms.warp import affine_inverse
 
-    one, zero = torch.ones_like(scale), torch.zeros_like(scale)
-    tan_x, tan_y = torch.tan(torch.deg2rad(shear[:, 0])), torch.tan(torch.deg2rad(shear[:, 1]))
-    shear_x = linear(one, tan_x, zero, one)
-    shear_y = linear(one, zero, tan_y, one)
-    forward = rotation(angle) @ linear(scale, zero, zero, scale) @ shear_y @ shear_x
+    scale, shear, translate = _np(scale), shear.to(torch.float64), _np(translate)
+    tan_x, tan_y = torch.tan(torch.deg2rad(shear[:, 0])).numpy(), torch.tan(torch.deg2rad(shear[:, 1])).numpy()
+    shear_x = linear(np.ones_like(scale), tan_x, 0.0, 1.0)
+    shear_y = linear(np.ones_like(scale), 0.0, tan_y, 1.0)
+    forward = rotation(angle) @ linear(scale, 0.0, 0.0, scale) @ shear_y @ shear_x
     forward = translation(translate[:, 0], translate[:, 1]) @ about_center(forward, size)
     return affine_inverse(forward)
 
@@ -474,8 +501,9 @@ class RandomCrop(_SizedTransform):
             )
         xs = _integer_offsets(-left - extra_x, w + right + extra_x - cw, n, generator)
         ys = _integer_offsets(-top - extra_y, h + bottom + extra_y - ch, n, generator)
-        wh = torch.tensor([cw, ch], dtype=torch.float64).expand(n, 2)
-        return {"box": torch.cat([torch.stack([xs, ys], 1), wh], 1)}
+        box = np.empty((n, 4))
+        box[:, 0], box[:, 1], box[:, 2], box[:, 3] = xs, ys, cw, ch
+        return {"box": _tensor(box)}
 
 
 
@@ -522,17 +550,19 @@ class RandomResizedCrop(_SizedTransform):
         h, w = size
         area = h * w
         k = self.attempts
-        target = area * uniform(*self.scale, n * k, generator).view(n, k)
+        # drawn with torch's generator, the arithmetic in NumPy (a few numbers per sample)
+        target = area * uniform(*self.scale, n * k, generator).numpy().reshape(n, k)
         log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
-        aspect = torch.exp(uniform(log_lo, log_hi, n * k, generator).view(n, k))
-        cw = torch.round(torch.sqrt(target * aspect))
-        ch = torch.round(torch.sqrt(target / aspect))
+        aspect = torch.exp(uniform(log_lo, log_hi, n * k, generator)).numpy().reshape(n, k)
+        cw = np.round(np.sqrt(target * aspect))
+        ch = np.round(np.sqrt(target / aspect))
         ok = (cw > 0) & (cw <= w) & (ch > 0) & (ch <= h)
-        first = torch.argmax(ok.to(torch.int8), dim=1, keepdim=True)  # first valid attempt
-        cw, ch = cw.gather(1, first).squeeze(1), ch.gather(1, first).squeeze(1)
-        u = torch.rand(n, 2, generator=generator, dtype=torch.float64)
-        left = torch.floor(u[:, 0] * (w - cw + 1))
-        top = torch.floor(u[:, 1] * (h - ch + 1))
+        first = ok.argmax(axis=1)  # the first valid attempt (0 when none is: the fallback below)
+        rows = np.arange(n)
+        cw, ch = cw[rows, first], ch[rows, first]
+        u = torch.rand(n, 2, generator=generator, dtype=torch.float64).numpy()
+        left = np.floor(u[:, 0] * (w - cw + 1))
+        top = np.floor(u[:, 1] * (h - ch + 1))
         # torchvision's fallback: the central crop with the ratio clamped into range.
         in_ratio = w / h
         if in_ratio < self.ratio[0]:
@@ -541,10 +571,10 @@ class RandomResizedCrop(_SizedTransform):
             fw, fh = int(round(h * self.ratio[1])), h
         else:
             fw, fh = w, h
-        fallback = torch.tensor([(w - fw) // 2, (h - fh) // 2, fw, fh], dtype=torch.float64)
-        box = torch.stack([left, top, cw, ch], dim=1)
-        return {"box": torch.where(ok.any(dim=1, keepdim=True), box, fallback)}
+        fallback = np.array([(w - fw) // 2, (h - fh) // 2, fw, fh], dtype=np.float64)
+        box = np.stack([left, top, cw, ch], axis=1)
+        return {"box": _tensor(np.where(ok.any(axis=1, keepdims=True), box, fallback))}
 
     def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
-        full = torch.tensor([[0.0, 0.0, size[1], size[0]]], dtype=torch.float64)
-        return box_matrix(full, self.size).expand(batch_size, 3, 3)
+        full = np.array([[0.0, 0.0, size[1], size[0]]])
+        return _tensor(box_matrix(full, self.size)).expand(batch_size, 3, 3)

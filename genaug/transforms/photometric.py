@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from kornia.enhance import adjust_hue
@@ -36,7 +37,8 @@ _RGB_TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]], dtype=torch.float64
 )
 _YIQ_TO_RGB = torch.linalg.inv(_RGB_TO_YIQ)
-_EYE3 = torch.eye(3, dtype=torch.float64)
+_RGB_TO_YIQ_NP, _YIQ_TO_RGB_NP = _RGB_TO_YIQ.numpy(), _YIQ_TO_RGB.numpy()
+_LUMA_NP = np.array(LUMA)
 
 
 def _factor_range(name: str, value: Any, *, center: float, low: float, high: float = float("inf")) -> tuple[float, float]:
@@ -50,13 +52,17 @@ def _factor_range(name: str, value: Any, *, center: float, low: float, high: flo
 
 def hue_matrix(hue: torch.Tensor) -> torch.Tensor:
     """``(B, 3, 3)`` RGB matrices rotating hue by ``hue`` turns (torchvision's hue_factor units)."""
-    angle = -2.0 * math.pi * hue.to(torch.float64)
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    rot = torch.zeros(hue.shape[0], 3, 3, dtype=torch.float64, device=hue.device)
+    return torch.from_numpy(_hue_matrix_np(hue.detach().to("cpu", torch.float64))).to(hue.device)
+
+
+def _hue_matrix_np(hue: torch.Tensor) -> np.ndarray:
+    """:func:`hue_matrix` of a CPU float64 ``hue`` as NumPy (the angle's cosine and sine are torch's)."""
+    angle = -2.0 * math.pi * hue
+    cos, sin = torch.cos(angle).numpy(), torch.sin(angle).numpy()
+    rot = np.zeros((hue.shape[0], 3, 3))
     rot[:, 0, 0] = 1.0
     rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
-    yiq_to_rgb, rgb_to_yiq = to_device(_YIQ_TO_RGB, hue.device), to_device(_RGB_TO_YIQ, hue.device)
-    return yiq_to_rgb @ rot @ rgb_to_yiq
+    return _YIQ_TO_RGB_NP @ rot @ _RGB_TO_YIQ_NP
 
 
 def gaussian_blur(
@@ -230,24 +236,25 @@ class ColorJitter(Transform):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         # Everything but the image mean is a function of the params: built on the CPU in float64
         # (B x 9 numbers), then moved once; the device only does the mean-dependent product.
-        f64 = lambda k: params[k].to(device="cpu", dtype=torch.float64)  # noqa: E731
-        bright, contrast = f64("brightness"), f64("contrast")
+        # (in NumPy: a torch op on a few numbers costs ~5 us, a NumPy op ~1 us)
+        f64 = lambda k: params[k].detach().to(device="cpu", dtype=torch.float64)  # noqa: E731
+        bright, contrast = f64("brightness").numpy(), f64("contrast").numpy()
         b = bright.shape[0]
         if channels == 3:
-            sat = f64("saturation").view(b, 1, 1)
-            luma = torch.tensor(LUMA, dtype=torch.float64)
-            m = sat * _EYE3 + (1.0 - sat) * luma  # rows: s*x + (1-s)*gray
+            sat = f64("saturation").numpy().reshape(b, 1, 1)
+            m = sat * np.eye(3) + (1.0 - sat) * _LUMA_NP  # rows: s*x + (1-s)*gray
             if with_hue and self.hue != (0.0, 0.0):
-                m = hue_matrix(f64("hue")) @ m
+                m = _hue_matrix_np(f64("hue")) @ m
         else:
-            m = torch.ones(b, 1, 1, dtype=torch.float64)
+            m = np.ones((b, 1, 1))
         # brightness x*b, then contrast c*x + (1-c)*mean gray of the brightened image, then m:
         # A = m*c*b and t = m @ 1 * (1-c)*b*gray(mean).
-        a = m * (contrast * bright).view(b, 1, 1)
-        u = m.sum(-1) * ((1.0 - contrast) * bright).view(b, 1)
+        a = m * (contrast * bright).reshape(b, 1, 1)
+        u = m.sum(-1) * ((1.0 - contrast) * bright).reshape(b, 1)
         luma_d = to_device(torch.tensor(LUMA if channels == 3 else (1.0,), dtype=mean.dtype), mean.device)
         gray = (mean * luma_d).sum(-1, keepdim=True)
-        return to_device(a, mean.device, mean.dtype), to_device(u, mean.device, mean.dtype) * gray
+        a_t, u_t = torch.from_numpy(a), torch.from_numpy(u)
+        return to_device(a_t, mean.device, mean.dtype), to_device(u_t, mean.device, mean.dtype) * gray
 
     def color_affine(self, params: Params, mean: torch.Tensor, channels: int) -> tuple[torch.Tensor, torch.Tensor]:
         return self._affine(params, mean, channels, with_hue=True)

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 
 from genaug.transforms.base import (DRAWN_FOR, Params, Transform, allow_stage_output, needs_autograd, new_result, on_selected,
@@ -242,18 +243,18 @@ def chain_matrix(stages: list[Stage], size: tuple[int, int], batch_size: int) ->
     A sample a stage does not apply to gets the stage's neutral matrix (identity, or a sized op's
     centre crop / whole-image resize), so every sample ends at the same size.
     """
-    total: torch.Tensor | None = None
+    total: np.ndarray | None = None  # in NumPy: a few B x 9 numbers (see geometric.py)
     for stage in stages:
         params = _on_cpu(stage.params)
-        m = stage.leaf.matrix(params, size)
-        apply = params["apply"]
-        if not bool(apply.all()):  # (CPU params: no sync)
-            m = torch.where(apply.view(-1, 1, 1), m, stage.leaf.neutral_matrix(size, batch_size))
+        m = stage.leaf.matrix(params, size).detach().to("cpu", torch.float64).numpy()
+        apply = params["apply"].numpy()  # (CPU params: no sync)
+        if not apply.all():
+            m = np.where(apply.reshape(-1, 1, 1), m, stage.leaf.neutral_matrix(size, batch_size).to("cpu", torch.float64).numpy())
         total = m if total is None else total @ m
         size = stage.leaf.output_size(size)
     if total is None:  # no stage: the identity (a sample that picked no size-keeping alternative)
-        total = torch.eye(3, dtype=torch.float64).expand(batch_size, 3, 3)
-    return total, size
+        return torch.eye(3, dtype=torch.float64).expand(batch_size, 3, 3), size
+    return torch.from_numpy(np.ascontiguousarray(total)), size
 
 
 def _run_geometric(stages: list[Stage], batch: Batch, options: WarpOptions) -> Batch:

@@ -10,7 +10,7 @@ not resampled: each output pixel copies the input pixel that contains its source
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ from genaug.transforms.photometric import separable_blur
 
 if TYPE_CHECKING:
     from genaug.transforms.pipeline import Batch
+
+T = TypeVar("T", torch.Tensor, np.ndarray)
 
 INTERPOLATIONS = ("bilinear", "nearest", "bicubic")
 PADDING_MODES = ("constant", "reflect", "border")
@@ -82,12 +84,12 @@ class WarpOptions:
             )
 
 
-def affine_inverse(m: torch.Tensor) -> torch.Tensor:
-    """Closed-form inverse of a batch of affine 3x3 matrices (last row ``0 0 1``)."""
+def affine_inverse(m: T) -> T:
+    """Closed-form inverse of a batch of affine 3x3 matrices (last row ``0 0 1``): a tensor or a NumPy array."""
     a, b, tx = m[:, 0, 0], m[:, 0, 1], m[:, 0, 2]
     c, d, ty = m[:, 1, 0], m[:, 1, 1], m[:, 1, 2]
     det = a * d - b * c
-    inv = torch.zeros_like(m)
+    inv = torch.zeros_like(m) if isinstance(m, torch.Tensor) else np.zeros_like(m)
     inv[:, 0, 0], inv[:, 0, 1] = d / det, -b / det
     inv[:, 1, 0], inv[:, 1, 1] = -c / det, a / det
     inv[:, 0, 2] = -(inv[:, 0, 0] * tx + inv[:, 0, 1] * ty)
