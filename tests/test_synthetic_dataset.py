@@ -639,3 +639,33 @@ def test_datasets_doc_examples_run(tmp_path, monkeypatch):
         assert torch.equal(x, ref[0]) and y == int(ref[1]) and x.dtype == torch.uint8
     assert ns["images"].shape == (64, 1, 28, 28) and ns["labels"].dtype == torch.int64
     assert ns["y"] == 3 and ns["x"].dtype == torch.uint8
+
+
+def test_latent_interpolate_picks_partners_within_the_items_block():
+    """LatentInterpolate mixes each item with another of its block (not with itself), and the items
+    stay fixed whatever the access order, chunk size or cache."""
+    vae = tiny_vae()
+    aug = ga.LatentInterpolate(vae, alpha=(0.3, 0.7), seed=0)
+    make = lambda chunk: ga.SyntheticDataset(tiny_gan(), 32, seed=3, dtype=torch.float32,  # noqa: E731
+                                             transform=aug, chunk_size=chunk, block_size=16)
+    ds = make(16)
+    x, y = ds.get_batch(range(32))
+    assert y.shape == (32, K) and torch.allclose(y.sum(1), torch.ones(32, dtype=y.dtype))
+    # alpha in (0.3, 0.7): every item whose partner has another class has two labels with weight
+    # in [0.3, 0.7]; a batch of one (the old per-item run) paired each item with itself: one-hot.
+    raw_labels = ga.SyntheticDataset(tiny_gan(), 32, seed=3, chunk_size=16, block_size=16).labels
+    mixed = ((y >= 0.3 - 1e-6) & (y <= 0.7 + 1e-6)).sum(1) == 2
+    assert int(mixed.sum()) >= 24, y
+    assert torch.equal(y.argmax(1)[~mixed], raw_labels[~mixed])  # same-class partners stay one-hot
+    again = make(32)
+    order = list(reversed(range(32)))
+    items = all_items(again, order)
+    for i in range(32):
+        assert torch.equal(items[i][0], x[i]) and torch.equal(items[i][1], y[i])
+
+
+def test_a_stage_that_mixes_samples_without_params_still_runs_per_item(gan):
+    stage = ga.Compose([ga.LatentInterpolate(tiny_vae(), seed=0), lambda x: x.flip(0)])
+    ds = ga.SyntheticDataset(gan, 16, dtype=torch.float32, transform=stage, chunk_size=16, block_size=16)
+    _, y = ds.get_batch(range(16))
+    assert torch.equal(y, torch.nn.functional.one_hot(y.argmax(1), K).to(y.dtype))  # alone: its own partner

@@ -272,12 +272,13 @@ def _sampling_path(model: Any) -> str:
     return "per_index"
 
 
-def _all_per_sample(t: Transform) -> bool:
-    """True when every leaf of ``t`` maps each sample using only its own input and params."""
+def _mixes_only_by_params(t: Transform) -> bool:
+    """True when every leaf of ``t`` is per-sample or takes its partners by its params (``partners_from_batch``)."""
+    own = t.per_sample or t.partners_from_batch
     children = getattr(t, "transforms", None)
     if isinstance(children, list):
-        return t.per_sample and all(_all_per_sample(c) for c in children)
-    return bool(t.per_sample)
+        return own and all(_mixes_only_by_params(c) for c in children)
+    return bool(own)
 
 
 class _ParamsMismatch(Exception):
@@ -411,7 +412,9 @@ class SyntheticDataset(Dataset):
         self._latent_key = stream_key(self.seed, STREAM_LATENT)
         self._label_key = stream_key(self.seed, STREAM_LABEL)
         self._transform_key = stream_key(self.seed, STREAM_TRANSFORM, tseed or 0)
-        self._batched_transform = isinstance(transform, Transform) and _all_per_sample(transform)
+        # A block runs as one batch when no op mixes samples in ways its params do not fix
+        # (LatentInterpolate picks partners within the item's block, which is fixed); else item by item.
+        self._block_transform = isinstance(transform, Transform) and _mixes_only_by_params(transform)
         self._raw_size: tuple[int, int] | None = None
         self._cache: OrderedDict[int, tuple[torch.Tensor, torch.Tensor]] = OrderedDict()
         self._lock = threading.Lock()
@@ -586,7 +589,7 @@ class SyntheticDataset(Dataset):
             size = (int(images.shape[-2]), int(images.shape[-1]))
             plist = [t.sample_params(1, size, torch.Generator().manual_seed(int(s))) for s in seeds]
             dev_labels = None if labels is None else labels.to(images.device)
-            if self._batched_transform:
+            if self._block_transform:
                 try:
                     params = _cat_params(plist)
                 except _ParamsMismatch:

@@ -483,6 +483,7 @@ class LatentInterpolate(_Generative):
 
     needs_encoder = True
     per_sample = False  # a partner comes from the same batch: never split it into chunks
+    partners_from_batch = True  # chosen from params["u"] and recorded: a fixed block gives fixed items
 
     def __init__(
         self,

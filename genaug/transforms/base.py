@@ -545,6 +545,11 @@ class Transform:
     #: each output sample depends only on its own input sample and params (the executor may then
     #: process a batch in chunks); third-party batch callables, which might mix samples, do not.
     per_sample: ClassVar[bool] = True
+    #: (ops with ``per_sample = False``) what a sample takes from the others of its batch is chosen
+    #: from its params and recorded in them (``LatentInterpolate``'s partner), so a fixed batch
+    #: gives a well-defined result; :class:`~genaug.SyntheticDataset` then runs the op on the item's
+    #: whole block instead of item by item.
+    partners_from_batch: ClassVar[bool] = False
     #: ``apply`` always returns values in 0..1 (it clamps): the executor then skips the clamp of a
     #: uint8 output after it.
     clamps_to_unit_range: ClassVar[bool] = False
