@@ -596,3 +596,19 @@ def test_the_demo_grid_shows_every_augmenter_on_real_digits(tmp_path, monkeypatc
         assert images.shape == real.shape and all(not torch.equal(a, b) for a, b in zip(images, real)), label
     strip = rows[-1][2]
     assert strip[0].startswith("real") and strip[1].startswith("α=0.00") and strip[-2].startswith("α=1.00")
+
+
+@pytest.mark.parametrize("name", ["GenerativeSample-gan", "LatentNoise"])
+def test_one_int_label_for_one_image_is_a_class_id(name, gan, vae, digits):
+    images, labels = digits
+    one = images[3]  # (C, H, W), class 3
+    op = augmenters(gan, vae)[name]
+    by_int = op(0)(one, labels=3)
+    by_numpy = op(0)(one, labels=np.int64(3))
+    by_tensor = op(0)(one, labels=torch.tensor(3))
+    for out in (by_int, by_numpy):
+        assert torch.equal(out["image"], by_tensor["image"]) and torch.equal(out["labels"], by_tensor["labels"])
+    with pytest.raises(TypeError, match=r"one int for a single \(C, H, W\) image"):
+        op(0)(images, labels=3)  # a batch needs a tensor of B labels
+    with pytest.raises(TypeError, match="got bool"):
+        op(0)(one, labels=True)

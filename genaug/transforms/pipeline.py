@@ -112,8 +112,11 @@ class Batch:
             kp = batch.keypoints
             batch.keypoints_valid = points_inside(kp, (h, w))
         if labels is not None:
+            if unbatched and isinstance(labels, (int, np.integer)) and not isinstance(labels, bool):
+                labels = torch.tensor(int(labels))  # one class id for one (C, H, W) image
             if not isinstance(labels, torch.Tensor):
-                raise TypeError(f"labels must be a torch.Tensor, got {type(labels).__name__}")
+                raise TypeError(f"labels must be a torch.Tensor (or one int for a single (C, H, W) image), "
+                                f"got {type(labels).__name__}")
             if not unbatched and (labels.dim() == 0 or labels.shape[0] != b):
                 raise ValueError(f"labels must have {b} entries (one per image), got shape {tuple(labels.shape)}")
             batch.labels = labels
