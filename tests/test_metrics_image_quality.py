@@ -33,8 +33,7 @@ def _skimage(ref, test, data_range):
 def test_float_images_match_scikit_image(shape):
     ref, test = _pair(shape)
     p, s = _skimage(ref, test, 1.0)
-    # torchmetrics' PSNR divides by a float32 log(10): equal to ~1e-7 dB
-    np.testing.assert_allclose(psnr(ref, test, reduction="none").numpy(), p, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(psnr(ref, test, reduction="none").numpy(), p, rtol=0, atol=1e-9)
     np.testing.assert_allclose(ssim(ref, test, reduction="none").numpy(), s, rtol=0, atol=1e-10)
     assert psnr(ref, test) == pytest.approx(p.mean(), abs=1e-6)
     assert ssim(ref, test) == pytest.approx(s.mean(), abs=1e-10)
@@ -48,6 +47,16 @@ def test_uint8_images_match_scikit_image_with_range_255():
     np.testing.assert_allclose(ssim(ref8, test8, reduction="none").numpy(), s, rtol=0, atol=1e-9)
     # uint8 and the same images as float in [0, 1] give the same numbers
     assert psnr(ref8, test8.float() / 255) == pytest.approx(psnr(ref8, test8), abs=1e-6)
+
+
+def test_high_psnr_keeps_float64_precision():
+    """~72 dB: a float32 decibel constant (torchmetrics' PSNR) would be 3e-6 dB off scikit-image."""
+    ref = torch.rand(3, 3, 32, 32, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    test = ref.clone()
+    test[:, :, :4, :4] += 0.5 / 255
+    p, _ = _skimage(ref, test, 1.0)
+    assert p.min() > 70
+    np.testing.assert_allclose(psnr(ref, test, reduction="none").numpy(), p, rtol=0, atol=1e-9)
 
 
 def test_identical_images():

@@ -66,12 +66,17 @@ def psnr(reference: Images, test: Images, *, reduction: Literal["mean", "none"] 
         >>> round(psnr(a, a + 0.1), 4)
         20.0
     """
-    from torchmetrics.functional.image import peak_signal_noise_ratio
+    from torchmetrics.functional import mean_squared_error
 
     if reduction not in ("mean", "none"):
         raise ValueError(f"reduction={reduction!r} is not allowed; allowed: 'mean', 'none'")
-    vals = [peak_signal_noise_ratio(y, x, data_range=1.0, reduction="none", dim=(1, 2, 3)).reshape(-1).cpu()
-            for x, y in _pairs(reference, test, batch_size)]
+    # torchmetrics' MSE per image (float64, as the images), then 10 log10(1 / MSE) in float64:
+    # its peak_signal_noise_ratio converts to decibels with a float32 constant, 4.5e-8 relative
+    # (3e-6 dB at 70 dB), above this function's documented 1e-6 dB agreement with scikit-image.
+    vals = []
+    for x, y in _pairs(reference, test, batch_size):
+        mse = mean_squared_error(y.flatten(1).T, x.flatten(1).T, num_outputs=x.shape[0]).reshape(-1)
+        vals.append(-10.0 * torch.log10(mse).cpu())
     return _reduce(torch.cat(vals), reduction)
 
 
