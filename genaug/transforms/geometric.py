@@ -79,7 +79,7 @@ def about_center(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 def rotation(degrees: torch.Tensor) -> np.ndarray:
     """Forward counter-clockwise rotation (image y axis points down)."""
-    r = torch.deg2rad(degrees.to(torch.float64))
+    r = torch.deg2rad(degrees.detach().to("cpu", torch.float64))
     cos, sin = torch.cos(r).numpy(), torch.sin(r).numpy()
     return linear(cos, sin, -sin, cos)
 
@@ -372,7 +372,7 @@ def affine_matrix(
     """
     from genaug.transforms.warp import affine_inverse
 
-    scale, shear, translate = _np(scale), shear.to(torch.float64), _np(translate)
+    scale, shear, translate = _np(scale), shear.detach().to("cpu", torch.float64), _np(translate)
     tan_x, tan_y = torch.tan(torch.deg2rad(shear[:, 0])).numpy(), torch.tan(torch.deg2rad(shear[:, 1])).numpy()
     shear_x = linear(np.ones_like(scale), tan_x, 0.0, 1.0)
     shear_y = linear(np.ones_like(scale), 0.0, tan_y, 1.0)

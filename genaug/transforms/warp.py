@@ -98,17 +98,19 @@ def affine_inverse(m: T) -> T:
     return inv
 
 
-def _host(matrix: torch.Tensor) -> np.ndarray:
-    """The fused matrices as a float64 NumPy array.
+def _host(matrix: torch.Tensor | np.ndarray) -> np.ndarray:
+    """The fused matrices as a float64 NumPy array (an array is returned as it is).
 
     The decisions and coefficients derived from them (``B x 9`` numbers) are computed in NumPy:
     a NumPy op on a few numbers costs ~1 us where a torch op costs ~4-5 us, and a call makes
     dozens of them (benchmarks/RESULTS.md, "Per-image calls").
     """
+    if isinstance(matrix, np.ndarray):
+        return matrix
     return matrix.detach().to(device="cpu", dtype=torch.float64).numpy()
 
 
-def is_pixel_permutation(matrix: torch.Tensor) -> bool:
+def is_pixel_permutation(matrix: torch.Tensor | np.ndarray) -> bool:
     """True when every matrix maps pixel centres onto pixel centres (flips, integer shifts)."""
     m = _host(matrix)
     if m.size == 0:
@@ -134,7 +136,7 @@ def _denormalizer(h: int, w: int) -> np.ndarray:
     return np.array([[w / 2.0, 0.0, (w - 1) / 2.0], [0.0, h / 2.0, (h - 1) / 2.0], [0.0, 0.0, 1.0]])
 
 
-def sampling_grid(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+def sampling_grid(matrix: torch.Tensor | np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
     """The ``grid_sample`` grid ``(B, h, w, 2)`` for a pixel-coordinate matrix (the matrix's part computed on the CPU).
 
     The grid is a view of a planar ``(B, 2, h, w)`` tensor (strides ``(2hw, w, 1, hw)``), a
@@ -164,7 +166,7 @@ def _footprint_scale(m: np.ndarray) -> np.ndarray:
     return np.maximum(np.sqrt(linear[:, 0] ** 2 + linear[:, 1] ** 2), 1e-6)
 
 
-def shrink_sigmas(matrix: torch.Tensor) -> torch.Tensor:
+def shrink_sigmas(matrix: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Per-sample antialiasing sigma ``(B, 2)`` as (sigma_y, sigma_x) in input pixels (float64, CPU).
 
     The local scale of an output step along x (y) in the input is the norm of the matrix's first
@@ -179,7 +181,7 @@ def shrink_sigmas(matrix: torch.Tensor) -> torch.Tensor:
 ANTIALIAS_MIN_SIGMA = 0.5
 
 
-def antialias_taps(matrix: torch.Tensor, in_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
+def antialias_taps(matrix: torch.Tensor | np.ndarray, in_size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor] | None:
     """Which samples the pre-blur applies to and their separable taps, or None when none needs it.
 
     Returns ``(needs, taps)``: ``needs`` a CPU bool ``(B,)`` (the warp shrinks by more than
@@ -206,7 +208,7 @@ def antialias_taps(matrix: torch.Tensor, in_size: tuple[int, int]) -> tuple[torc
     return needs, (taps / taps.sum(-1, keepdim=True))[..., max_radius - widest:max_radius + widest + 1]
 
 
-def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
+def _antialias(image: torch.Tensor, matrix: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Pre-blur the samples whose warp shrinks by more than sqrt(2) (:func:`antialias_taps`); the others are untouched.
 
     Which samples need it is decided on the CPU from the matrices (no device sync).
@@ -220,11 +222,12 @@ def _antialias(image: torch.Tensor, matrix: torch.Tensor) -> torch.Tensor:
 
 
 def warp_image(
-    image: torch.Tensor, matrix: torch.Tensor, out_size: tuple[int, int], options: WarpOptions
+    image: torch.Tensor, matrix: torch.Tensor | np.ndarray, out_size: tuple[int, int], options: WarpOptions
 ) -> torch.Tensor:
     """Resample ``image`` (B, C, H, W) through ``matrix`` (B, 3, 3, output → input pixels)."""
     in_size = (int(image.shape[-2]), int(image.shape[-1]))
     mode = options.interpolation
+    matrix = _host(matrix)  # once: every decision and coefficient below is computed from it in NumPy
     if is_pixel_permutation(matrix):
         mode = "nearest"  # flips and integer crops copy pixels exactly: no interpolation error at all
     elif options.antialias and mode != "nearest":
@@ -248,12 +251,12 @@ def warp_image(
     return torch.lerp(fill_t.expand_as(out), out, coverage)
 
 
-def footprints_inside(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
+def footprints_inside(matrix: torch.Tensor | np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int]) -> bool:
     """True when every output pixel's footprint lies inside the source (checked on the CPU corners)."""
     return bool(footprints_inside_each(matrix, in_size, out_size).all())
 
 
-def footprints_inside_each(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int]) -> np.ndarray:
+def footprints_inside_each(matrix: torch.Tensor | np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int]) -> np.ndarray:
     """Per sample ``(B,)``: whether every output pixel's footprint lies inside the source."""
     m = _host(matrix)
     h, w = out_size
@@ -264,7 +267,7 @@ def footprints_inside_each(matrix: torch.Tensor, in_size: tuple[int, int], out_s
     return ((mapped >= margin) & (mapped <= limit - margin)).all(axis=(1, 2))
 
 
-def coverage_coefficients(matrix: torch.Tensor, in_size: tuple[int, int]) -> np.ndarray:
+def coverage_coefficients(matrix: torch.Tensor | np.ndarray, in_size: tuple[int, int]) -> np.ndarray:
     """``(B, 2, 6)``: per axis (x, y), the distances in footprints from an output pixel ``(i, j)`` to
     the near and the far source edge, ``a j + b i + c`` and ``a' j + b' i + c'``, as ``(a, b, c, a', b', c')``."""
     h_in, w_in = in_size
@@ -280,7 +283,7 @@ def coverage_coefficients(matrix: torch.Tensor, in_size: tuple[int, int]) -> np.
     return coeffs
 
 
-def edge_coverage(matrix: torch.Tensor, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
+def edge_coverage(matrix: torch.Tensor | np.ndarray, in_size: tuple[int, int], out_size: tuple[int, int], like: torch.Tensor) -> torch.Tensor:
     """Fraction ``(B, 1, h, w)`` of each output pixel's footprint inside the source image.
 
     The footprint of an output pixel is ``s`` input pixels wide along each axis, ``s`` being the
