@@ -49,7 +49,7 @@ def _common(p: argparse.ArgumentParser, block_default: int) -> None:
                         f"(default: {block_default})")
     p.add_argument("--device", default="cpu",
                    help="where the model / pipeline runs: cpu (default), cuda (each torchrun rank takes "
-                        "cuda:LOCAL_RANK)")
+                        "cuda:LOCAL_RANK), cuda:N or mps; checked before anything is written")
     p.add_argument("--overwrite", action="store_true",
                    help="replace a different export found in --out (files genaug did not write are kept)")
     p.add_argument("--threads", type=_positive, default=None, help="torch.set_num_threads for this process")
@@ -124,8 +124,21 @@ def _canonical(args: argparse.Namespace) -> str:
 
 
 def _device(name: str) -> str:
+    """``--device cuda`` is ``cuda:LOCAL_RANK`` (one GPU per torchrun rank); other names pass unchanged.
+
+    The device itself is checked by the exporter before anything is written
+    (:func:`genaug.data.export_sources.check_device`).
+    """
     if name == "cuda":
-        return f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        from .export_sources import ExportError
+
+        local = os.environ.get("LOCAL_RANK", "0")
+        try:
+            rank = int(local)
+        except ValueError:
+            raise ExportError(f"--device cuda takes cuda:LOCAL_RANK, but LOCAL_RANK={local!r} is not an integer "
+                              "(torchrun sets it); pass --device cuda:N instead") from None
+        return f"cuda:{rank}"
     return name
 
 

@@ -69,9 +69,46 @@ _PART = ".genaug-part-{:06d}.json"
 _PART_RE = re.compile(r"^\.genaug-part-(\d{6,})\.json$")
 _SHARD = "shard-{:06d}.tar"
 _SHARD_RE = re.compile(r"^shard-(\d{6,})\.tar$")
-_PNG_RE = re.compile(r"^(\d+)\.png$")
-_TMP_PNG_RE = re.compile(r"^\.(\d+)\.png\.tmp$")
 _MAX_JSON_BYTES = 1 << 30
+#: The final name inside one of genaug's temporary names: ``.NAME.tmp`` or ``.NAME~HOST~PID.tmp``.
+_TMP_RE = re.compile(r"^\.(?P<name>.+?)(?:~[^~]*~\d+)?\.tmp$")
+
+
+def _index_width(num: int) -> int:
+    """Digits of an image's name: its index zero-padded to 8 digits (more when ``num`` needs them)."""
+    return max(8, len(str(num - 1)))
+
+
+def _png_index(name: str, width: int) -> int | None:
+    """The index in a PNG name genaug writes (``INDEX.png``, ``width`` digits exactly), else ``None``."""
+    stem, _, ext = name.partition(".")
+    if ext != "png" or len(stem) != width or not stem.isdigit() or not stem.isascii():
+        return None
+    return int(stem)
+
+
+def _shard_index(name: str) -> int | None:
+    """The shard number in a shard name genaug writes (``shard-NNNNNN.tar`` exactly), else ``None``."""
+    m = _SHARD_RE.match(name)
+    if m is None or not m.group(1).isascii() or name != _SHARD.format(int(m.group(1))):
+        return None
+    return int(m.group(1))
+
+
+def _tmp_target(name: str) -> str | None:
+    """The final name that a temporary file of genaug's (``.NAME.tmp``, ``.NAME~HOST~PID.tmp``) stands for."""
+    m = _TMP_RE.match(name)
+    return m.group("name") if m else None
+
+
+def _safe_folder(out: Path, rel: str) -> Path | None:
+    """``OUT/rel`` if ``rel`` names a real folder inside ``OUT`` (no ``..``, no symlink), else ``None``."""
+    parts = rel.split("/")
+    if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+        return None
+    path = out.joinpath(*parts)
+    return path if path.is_dir() and not any(out.joinpath(*parts[:i + 1]).is_symlink()
+                                              for i in range(len(parts))) else None
 
 
 def dist_env() -> tuple[int, int]:
@@ -173,7 +210,7 @@ class _Exporter:
         self.command, self.wait_seconds = command, wait_seconds
         self.num = source.num
         self.num_shards = -(-self.num // shard_size)
-        self.width = max(8, len(str(self.num - 1)))
+        self.width = _index_width(self.num)
         self.identity = {"kind": source.kind, "format": fmt, "num": self.num, "shard_size": shard_size,
                          "png": {"encoder": "pillow", "zlib_level": PNG_COMPRESS_LEVEL},
                          **source.identity(), "versions": _versions()}
@@ -268,7 +305,7 @@ class _Exporter:
                     f"(differs in: {self._differences(header['identity'])}). "
                     "Pass --overwrite to replace it, or choose another --out")
             if self.rank == 0:
-                self._clear()
+                self._clear(header)
                 header = None
             else:
                 header = self._wait_for_identity()
@@ -298,21 +335,83 @@ class _Exporter:
         raise ExportError(f"rank {self.rank}: rank 0 did not replace the export in {str(self.out)!r} within "
                           f"{self.wait_seconds:.0f} s (--overwrite is carried out by rank 0)")
 
-    def _clear(self) -> None:
-        """Remove what a genaug export wrote (never other files)."""
-        for e in list(os.scandir(self.out)):
-            p = Path(e.path)
-            if e.is_dir(follow_symlinks=False):
-                for f in list(os.scandir(p)):
-                    if f.is_file(follow_symlinks=False) and (_PNG_RE.match(f.name) or is_tmp_name(f.name)):
-                        os.unlink(f.path)
+    def _recorded_files(self) -> set[str]:
+        """Files listed by the export's own records (manifest.jsonl, shard records), best effort."""
+        files: set[str] = set()
+        try:
+            with open(self.out / MANIFEST, encoding="utf-8") as f:
+                for line in f:
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict) and isinstance(row.get("file"), str):
+                        files.add(row["file"])
+        except (OSError, ValueError):
+            pass
+        for e in os.scandir(self.out):
+            if _PART_RE.match(e.name):
                 try:
-                    p.rmdir()
-                except OSError:
-                    pass  # holds other files: keep it
-            elif e.name in (MANIFEST, DATASET_JSON) or _PART_RE.match(e.name) or _SHARD_RE.match(e.name) \
-                    or is_tmp_name(e.name):
-                p.unlink()
+                    rec = _read_json(Path(e.path))
+                except (OSError, ValueError):
+                    continue
+                rows = rec.get("rows") if isinstance(rec, dict) else None
+                for row in rows if isinstance(rows, list) else []:
+                    if isinstance(row, dict) and isinstance(row.get("file"), str):
+                        files.add(row["file"])
+        return files
+
+    def _clear(self, old: dict[str, Any] | None) -> None:
+        """Remove what the export described by ``old`` (its dataset.json) wrote, and never other files.
+
+        Only genaug's own names are removed: dataset.json, manifest.jsonl, shard records, and for the
+        old layout its ``shard-NNNNNN.tar`` files (webdataset) or, in its class folders only, its
+        ``INDEX.png`` files of its index width (imagefolder); plus the temporary files of those names.
+        A class folder left empty is removed. With a damaged dataset.json (layout, classes and size
+        unknown), only the files its manifest or shard records list are removed.
+        """
+        old = old if isinstance(old, dict) else {}
+        ident = old.get("identity") if isinstance(old.get("identity"), dict) else {}
+        layout = old.get("layout") if old.get("layout") in FORMATS else None
+        num = ident.get("num")
+        width = _index_width(num) if isinstance(num, int) and not isinstance(num, bool) and num >= 1 else None
+        # a complete header names every folder it used (class_counts); otherwise ask the records
+        recorded = self._recorded_files() if layout is None or width is None or not old.get("complete") else set()
+        # top level: control files, shard records, shards of a webdataset export, their temporary files
+        for e in list(os.scandir(self.out)):
+            if not e.is_file(follow_symlinks=False) and not e.is_symlink():
+                continue
+            name = _tmp_target(e.name) or e.name
+            shard = _shard_index(name) is not None and (layout == "webdataset" or name in recorded)
+            if name in (MANIFEST, DATASET_JSON) or _PART_RE.match(name) or shard:
+                Path(e.path).unlink(missing_ok=True)
+        # class folders: the old export's PNGs
+        folders: dict[str, int | None] = {}  # folder -> index width of its genaug PNGs (None: listed files only)
+        if layout == "imagefolder" and width is not None:
+            names = [c for c in old.get("classes") or [] if isinstance(c, str)]
+            counts = old.get("class_counts")
+            names += [c for c in (counts if isinstance(counts, dict) else {}) if isinstance(c, str)]
+            names += [f.rsplit("/", 1)[0] for f in recorded if "/" in f]
+            folders.update((c, width) for c in names)
+        listed = {f for f in recorded if "/" in f}
+        for f in listed:
+            folders.setdefault(f.rsplit("/", 1)[0], None)
+        for rel, w in folders.items():
+            path = _safe_folder(self.out, rel)
+            if path is None:
+                continue
+            for f in list(os.scandir(path)):
+                if not f.is_file(follow_symlinks=False):
+                    continue
+                name = _tmp_target(f.name) or f.name
+                ours = (_png_index(name, w) is not None) if w is not None else \
+                    (f"{rel}/{name}" in listed and len(name) >= 12 and _png_index(name, len(name) - 4) is not None)
+                if ours:
+                    os.unlink(f.path)
+            try:
+                path.rmdir()  # only if empty: a folder holding the user's files is kept
+            except OSError:
+                pass
 
     # ---------------------------------------------------------------- records
     def _load_manifest_recs(self) -> dict[int, dict[str, Any]]:
@@ -434,12 +533,15 @@ class _Exporter:
         found: dict[int, list[Path]] = {}
         if self.fmt != "imagefolder":
             return found
-        for e in os.scandir(self.out):
-            if e.is_dir(follow_symlinks=False):
-                for f in os.scandir(e.path):
-                    m = _TMP_PNG_RE.match(f.name)
-                    if m:
-                        found.setdefault(int(m.group(1)), []).append(Path(f.path))
+        for rel in self._class_folders(["unlabeled/"]):  # class_dir() of a label outside the classes
+            path = _safe_folder(self.out, rel)
+            if path is None:
+                continue
+            for f in os.scandir(path):
+                target = _tmp_target(f.name)
+                i = _png_index(target, self.width) if target is not None and f.name == f".{target}.tmp" else None
+                if i is not None:
+                    found.setdefault(i, []).append(Path(f.path))
         return found
 
     def _produce_blocks(self, s: int):  # noqa: ANN202 - generator of Blocks
@@ -573,17 +675,32 @@ class _Exporter:
         self.result.num_images = len(rows)
         return True
 
+    def _class_folders(self, files: Any = ()) -> list[str]:
+        """The folders this (imagefolder) export writes into: its classes, and any that ``files`` use."""
+        return list(dict.fromkeys([*self.source.classes, *(f.rsplit("/", 1)[0] for f in files if "/" in f)]))
+
     def _remove_strays(self, files: set[str]) -> None:
-        """Delete genaug-named files that no manifest row lists (they would pollute an ImageFolder)."""
-        for e in os.scandir(self.out):
-            if self.fmt == "imagefolder" and e.is_dir(follow_symlinks=False):
-                for f in os.scandir(e.path):
-                    if _PNG_RE.match(f.name) and f"{e.name}/{f.name}" not in files:
+        """Delete genaug-named files that no manifest row lists (they would pollute an ImageFolder).
+
+        Only in the folders this export owns and only genaug's exact names: ``INDEX.png`` of this
+        export's index width in its class folders (imagefolder), ``shard-NNNNNN.tar`` beyond the
+        last shard (webdataset). The user's own files (``1.png``, ``cover.png``, any file in a
+        folder that is not a class folder) are never touched.
+        """
+        if self.fmt == "imagefolder":
+            for rel in self._class_folders(files):
+                path = _safe_folder(self.out, rel)
+                if path is None:
+                    continue
+                for f in os.scandir(path):
+                    if f.is_file(follow_symlinks=False) and _png_index(f.name, self.width) is not None \
+                            and f"{rel}/{f.name}" not in files:
                         os.unlink(f.path)
-            elif self.fmt == "webdataset" and _SHARD_RE.match(e.name) and e.name not in files:
-                s = int(_SHARD_RE.match(e.name).group(1))  # type: ignore[union-attr]
-                if s >= self.num_shards:
-                    os.unlink(e.path)
+            return
+        for e in os.scandir(self.out):
+            s = _shard_index(e.name)
+            if s is not None and s >= self.num_shards and e.name not in files and e.is_file(follow_symlinks=False):
+                os.unlink(e.path)
 
     # ---------------------------------------------------------------- run
     def run(self) -> ExportResult:

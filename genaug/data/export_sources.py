@@ -28,7 +28,8 @@ from genaug.data.synthetic import (SyntheticDataset, _cat_params, _ParamsMismatc
                                    index_seeds, stream_key)
 from genaug.transforms.base import Transform, take_rows
 
-__all__ = ["AugmentSource", "Block", "ExportError", "SyntheticSource", "params_from_json", "params_to_json"]
+__all__ = ["AugmentSource", "Block", "ExportError", "SyntheticSource", "check_device", "params_from_json",
+           "params_to_json"]
 
 #: Stream id of the augmentation parameters of ``genaug augment`` (``SyntheticDataset`` uses 1-3).
 STREAM_AUGMENT = 21
@@ -38,6 +39,68 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".t
 
 class ExportError(ValueError):
     """A problem with an export's inputs or output folder, with a message a user can act on."""
+
+
+def _available_devices() -> list[str]:
+    """The devices this machine can run an export on, for error messages."""
+    avail = ["cpu"]
+    if torch.cuda.is_available():
+        n = torch.cuda.device_count()
+        avail += ["cuda"] + [f"cuda:{i}" for i in range(n)]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        avail.append("mps")
+    return avail
+
+
+def check_device(device: Any) -> torch.device | None:
+    """``device`` as a :class:`torch.device`, or :class:`ExportError` if this machine cannot run on it.
+
+    Checked before anything is written, so ``--device cuda`` on a machine without CUDA (or
+    ``cuda:7`` with two GPUs) fails with one line saying what is available, instead of a traceback
+    after the output folder was claimed. ``None`` (the model's own device) passes unchanged.
+
+    Example:
+        >>> check_device("cpu")
+        device(type='cpu')
+        >>> check_device("gpu")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        genaug.data.export_sources.ExportError: --device 'gpu' is not a torch device name (...); allowed: cpu...
+    """
+    if device is None:
+        return None
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ExportError(f"--device {str(device)!r} is not a torch device name ({msg}); allowed: "
+                          f"{', '.join(_available_devices())}") from None
+    shown = str(device)
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ExportError(f"--device {shown!r}: CUDA is not available on this machine "
+                              f"(torch.cuda.is_available() is False); allowed: {', '.join(_available_devices())}")
+        n = torch.cuda.device_count()
+        if dev.index is not None and not 0 <= dev.index < n:
+            raise ExportError(f"--device {shown!r}: this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1}); "
+                              f"under torchrun, --device cuda takes cuda:LOCAL_RANK, so start at most {n} ranks per "
+                              f"machine; allowed: {', '.join(_available_devices())}")
+        return dev
+    if dev.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise ExportError(f"--device {shown!r}: MPS is not available on this machine; allowed: "
+                              f"{', '.join(_available_devices())}")
+        return dev
+    backend = getattr(torch, dev.type, None)
+    is_available = getattr(backend, "is_available", None)
+    if callable(is_available) and is_available():
+        return dev
+    raise ExportError(f"--device {shown!r}: a {dev.type!r} device is not available for an export on this machine; "
+                      f"allowed: {', '.join(_available_devices())}")
 
 
 # ----------------------------------------------------------------------------- params as JSON
@@ -135,6 +198,7 @@ class SyntheticSource:
                  block_size: int = 256, device: Any = None) -> None:
         from genaug.generative.checkpoint import SHIPPED, file_sha256, shipped_path
 
+        check_device(device)  # before the model is moved there (a missing GPU: one line, not a traceback)
         if pipeline is not None and not isinstance(pipeline, Transform):
             raise ExportError("pipeline must be a genaug Transform (e.g. from load_pipeline), got "
                               f"{type(pipeline).__name__}")
@@ -221,7 +285,7 @@ class AugmentSource:
             raise ExportError("pipeline must be a genaug Transform (e.g. from load_pipeline), got "
                               f"{type(pipeline).__name__}")
         self.pipeline, self.copies, self.seed, self.block_size = pipeline, copies, seed, block_size
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = check_device(device) or torch.device("cpu")
         self.strict = strict
         self.data = data
         self.ignored: list[dict[str, Any]] = []  # files that are not images by extension
