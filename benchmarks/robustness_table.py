@@ -184,7 +184,7 @@ def summarise(runs: dict, seeds: list[int], configs: list[str]) -> dict:
             "mce": ms([r.mce for r in res]),
             "relative_mce": ms([r.relative_mce for r in res]),
             "mean_error": ms([statistics.fmean(statistics.fmean(e) for e in r.errors.values()) for r in res]),
-            "ce": {n: ms([r.ce[n] for r in res]) for n in names},
+            "ce": {n: ms([r.ce.get(n) for r in res]) for n in names},  # absent (None): CE undefined
             "mean_error_by_severity": [ms([statistics.fmean(r.errors[n][k] for n in names) for r in res])
                                        for k in range(5)],
             "val_acc": ms([runs[f"{c}/{s}"]["val_acc"] for s in seeds]),

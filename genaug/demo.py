@@ -155,9 +155,11 @@ def write_robustness_demo(out_dir: Path, seed: int = 0, n_images: int = ROBUSTNE
     out_dir = Path(out_dir)
     test = load_builtin("mnist5k", split="test")
     model = ga.load_model("mnist-classifier")
-    result = evaluate(model, (test.images[:n_images], test.labels[:n_images]), corruptions=list(corruptions),
+    # the split is sorted by class: a seeded random subset covers every digit
+    idx = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(seed))[:n_images]
+    result = evaluate(model, (test.images[idx], test.labels[idx]), corruptions=list(corruptions),
                       severities=(1, 2, 3, 4, 5), seed=seed, progress=False, model_name="mnist-classifier",
-                      data_name=f"mnist5k test (first {n_images} images)")
+                      data_name=f"mnist5k test ({n_images} random images, seed {seed})")
     report = write_report(result, out_dir, stem="robustness")
     grid = corruption_grid(test.images[0], out_dir / "robustness_grid.png", seed=seed, names=list(corruptions))
     return [report["md"], report["png"], report["json"], report["csv"], grid]

@@ -41,6 +41,7 @@ def test_robustness_demo_writes_report_and_grid(tmp_path):
     report = json.loads((tmp_path / "robustness.json").read_text())
     assert report["n"] == 16 and list(report["errors"]) == ["fog"] and len(report["errors"]["fog"]) == 5
     assert all(0.0 <= e <= 1.0 for e in report["errors"]["fog"]) and report["model"] == "mnist-classifier"
+    assert "random" in report["data"]  # the split is sorted by class: its first 16 images are all zeros
     for png in (tmp_path / "robustness.png", tmp_path / "robustness_grid.png"):
         with Image.open(png) as im:
             assert im.size[0] > 200 and im.size[1] > 100

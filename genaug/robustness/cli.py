@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def register(subparsers: Any) -> argparse.ArgumentParser:
@@ -36,8 +39,12 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--generator", default=None,
                    help="conditional generator (mnist-cgan, mnist-cvae or a path) for the generative shift")
     p.add_argument("--n-per-class", type=int, default=100, help="generator samples per class (default 100)")
-    p.add_argument("--limit", type=int, default=None, help="evaluate the first N images only")
-    p.add_argument("--seed", type=int, default=0, help="seed of the corruptions' randomness (default 0)")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate a random subset of N images, drawn with --seed (torch.randperm with "
+                        "torch.Generator().manual_seed(SEED), first N; the built-in sets are sorted by class, "
+                        "so the first N would be one class or a few)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of the corruptions' randomness and of the --limit subset (default 0)")
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--device", default="cpu", help="cpu, cuda, ... (default cpu)")
     p.add_argument("--no-progress", action="store_true")
@@ -57,14 +64,32 @@ def _load_data(spec: str) -> Any:
     return load_builtin(name, split or "test")
 
 
+def limit_subset(n: int, limit: int, seed: int) -> "torch.Tensor":
+    """Indices of the ``--limit`` subset: the first ``limit`` of a seeded random permutation of ``n``.
+
+    Example:
+        >>> limit_subset(10, 3, seed=0).tolist() == limit_subset(10, 3, seed=0).tolist()
+        True
+        >>> len(limit_subset(10, 30, seed=0))
+        10
+    """
+    import torch
+
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:limit]
+
+
 def run_robustness(args: argparse.Namespace) -> int:
     """Run the evaluation for parsed ``args`` and print the Markdown report."""
     import genaug
     from genaug.robustness.evaluation import evaluate
 
+    if args.limit is not None and args.limit < 1:
+        print(f"genaug robustness: --limit must be a positive number of images, got {args.limit}", file=sys.stderr)
+        return 2
     data = _load_data(args.data)
-    if args.limit is not None:
-        data = (data.images[: args.limit], data.labels[: args.limit])
+    if args.limit is not None:  # a seeded random subset: the built-in sets are sorted by class
+        index = limit_subset(len(data.labels), args.limit, args.seed)
+        data = (data.images[index], data.labels[index])
     model = genaug.load_model(args.model, device=args.device)
     generator = genaug.load_model(args.generator, device=args.device) if args.generator else None
     corruptions: Any = args.corruptions[0] if len(args.corruptions) == 1 and args.corruptions[0] in (

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
@@ -18,6 +19,7 @@ from genaug.robustness.corruptions import check_name, check_severity
 from genaug.robustness.formulas import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
+    _mean_error,
     corruption_errors,
     relative_corruption_errors,
 )
@@ -49,8 +51,14 @@ class RobustnessResult:
         n: number of images.
         baseline_name: what CE is normalised by (``"AlexNet"``, a results file, ...) or ``None``.
         baseline_errors / baseline_clean_error: the baseline's numbers (``None`` without baseline).
+        baseline_severities: the severities the baseline's errors are at (CE uses those of them that
+            were evaluated here, see :meth:`with_baseline`).
         ce / relative_ce: per corruption (ratios; x100 for the paper's %), ``mce`` / ``relative_mce``
-            their means over the corruptions evaluated (``None`` without a baseline).
+            their means over the corruptions evaluated (``None`` without a baseline). A corruption whose
+            CE (relative CE) is undefined -- the baseline's error there is 0 (equals its clean error) --
+            is left out of ``ce`` (``relative_ce``), so ``ce.get(name)`` is ``None``, and ``mce``
+            (``relative_mce``) is then ``None``: a mean over fewer corruptions is not the mCE.
+        baseline_note: why CE / mCE are missing or partial (``None`` when nothing was left out).
         generative: the generative shift, when a generator was given.
     """
 
@@ -65,6 +73,8 @@ class RobustnessResult:
     baseline_name: str | None = None
     baseline_errors: dict[str, Any] | None = None
     baseline_clean_error: float | None = None
+    baseline_severities: list[int] | None = None
+    baseline_note: str | None = None
     ce: dict[str, float] | None = None
     relative_ce: dict[str, float] | None = None
     mce: float | None = None
@@ -110,40 +120,140 @@ class RobustnessResult:
         return cls.from_dict(data)
 
     def with_baseline(self, baseline: Any) -> RobustnessResult:
-        """This result with CE / mCE / relative mCE against ``baseline`` (see :func:`evaluate`)."""
-        name, errors, clean = _resolve_baseline(baseline, self.table, list(self.errors))
-        self.baseline_name, self.baseline_errors, self.baseline_clean_error = name, errors, clean
-        if errors is None:
-            self.ce = self.relative_ce = self.mce = self.relative_mce = None
+        """This result with CE / mCE / relative mCE against ``baseline`` (see :func:`evaluate`).
+
+        CE sums the run's and the baseline's errors over the **same** severities. When the baseline was
+        evaluated at other severities than this result, CE uses the baseline's errors at this result's
+        severities if it has them (per severity); otherwise (a severity it lacks, or only a mean over
+        its severities, as AlexNet's) this raises a ``ValueError`` naming both severity lists.
+
+        A corruption on which the baseline's error is 0 has no CE: it is left out of ``ce`` (with a
+        warning naming it, and :attr:`baseline_note` saying so) and ``mce`` is ``None``; the same for
+        relative CE where the baseline's error equals its clean error.
+
+        Raises:
+            ValueError: severities that cannot be matched, or a baseline with none of the corruptions.
+            TypeError: a ``baseline`` of another type.
+        """
+        resolved = baseline if isinstance(baseline, _Baseline) else _resolve_baseline(baseline)
+        self.ce = self.relative_ce = self.mce = self.relative_mce = None
+        self.baseline_note = None
+        if resolved is None:
+            self.baseline_name = self.baseline_errors = self.baseline_clean_error = self.baseline_severities = None
             return self
-        names = [n for n in self.errors if n in errors]
-        if not names:
-            raise ValueError(f"the baseline {name} has errors for none of the corruptions evaluated")
-        self.ce = corruption_errors(self.errors, errors, names)
-        self.mce = sum(self.ce.values()) / len(self.ce)
-        if clean is not None:
-            try:
-                self.relative_ce = relative_corruption_errors(self.errors, self.clean_error, errors, clean, names)
-                self.relative_mce = sum(self.relative_ce.values()) / len(self.relative_ce)
-            except ValueError:  # a baseline no worse corrupted than clean: relative CE undefined
-                self.relative_ce = self.relative_mce = None
+        base, names = _align_baseline(resolved, list(self.errors), list(self.severities))
+        self.baseline_name, self.baseline_errors = resolved.name, resolved.errors
+        self.baseline_clean_error, self.baseline_severities = resolved.clean, list(resolved.severities)
+        notes = []
+        lacking = [n for n in self.errors if n not in names]
+        if lacking:
+            notes.append(f"the baseline {resolved.name} has no errors for {lacking}: they have no CE and are not "
+                         "in mCE")
+        zero = [n for n in names if _base_sum(base[n]) == 0]
+        if zero:
+            notes.append(f"CE is undefined for {zero}: the baseline {resolved.name}'s error there is 0, so they "
+                         "have no CE and mCE is None")
+        defined = [n for n in names if n not in zero]
+        self.ce = corruption_errors(self.errors, base, defined) if defined else {}
+        self.mce = sum(self.ce.values()) / len(self.ce) if self.ce and not zero else None
+        if resolved.clean is not None:
+            clean = float(resolved.clean)
+            flat = [n for n in names if abs(_base_mean(base[n]) - clean) <= 1e-12]
+            if flat:
+                notes.append(f"relative CE is undefined for {flat}: the baseline {resolved.name}'s error there "
+                             "equals its clean error, so they have no relative CE and relative mCE is None")
+            defined = [n for n in names if n not in flat]
+            self.relative_ce = (relative_corruption_errors(self.errors, self.clean_error, base, clean, defined)
+                                if defined else {})
+            self.relative_mce = (sum(self.relative_ce.values()) / len(self.relative_ce)
+                                 if self.relative_ce and not flat else None)
+        if notes:
+            self.baseline_note = "; ".join(notes)
+            warnings.warn(self.baseline_note, RuntimeWarning, stacklevel=2)
         return self
 
 
-def _resolve_baseline(baseline: Any, table: str, names: Sequence[str]) -> tuple[str | None, dict | None, float | None]:
+@dataclass
+class _Baseline:
+    """A resolved baseline: errors per corruption (per-severity lists or one mean), at ``severities``."""
+
+    name: str
+    errors: dict[str, Any]
+    clean: float | None
+    severities: list[int]
+
+
+_ALL_SEVERITIES = [1, 2, 3, 4, 5]
+
+
+def _resolve_baseline(baseline: Any) -> _Baseline | None:
     if baseline is None:
-        return None, None, None
+        return None
     if isinstance(baseline, str) and baseline.lower() == "alexnet":
-        return "AlexNet (ImageNet-C)", dict(ALEXNET_ERRORS), ALEXNET_CLEAN_ERROR
+        return _Baseline("AlexNet (ImageNet-C)", dict(ALEXNET_ERRORS), ALEXNET_CLEAN_ERROR, list(_ALL_SEVERITIES))
     if isinstance(baseline, (str, os.PathLike)):
         result = RobustnessResult.load(baseline)
-        return f"results file {os.fspath(baseline)}", result.errors, result.clean_error
+        return _Baseline(f"results file {os.fspath(baseline)}", result.errors, result.clean_error,
+                         list(result.severities))
     if isinstance(baseline, RobustnessResult):
-        return baseline.model or "earlier result", baseline.errors, baseline.clean_error
+        return _Baseline(baseline.model or "earlier result", baseline.errors, baseline.clean_error,
+                         list(baseline.severities))
     if isinstance(baseline, Mapping) and "errors" in baseline:
-        return str(baseline.get("name", "baseline")), dict(baseline["errors"]), baseline.get("clean_error")
+        sevs = baseline.get("severities", _ALL_SEVERITIES)
+        if isinstance(sevs, (str, bytes)) or not isinstance(sevs, Sequence) or not sevs:
+            raise ValueError(f"baseline['severities'] must be a non-empty list of ints in 1..5, got {sevs!r}")
+        sevs = [check_severity("baseline['severities']", s) for s in sevs]
+        return _Baseline(str(baseline.get("name", "baseline")), dict(baseline["errors"]), baseline.get("clean_error"),
+                         sevs)
     raise TypeError("baseline must be None, 'alexnet', a path to a robustness.json, a RobustnessResult, or a "
-                    f"dict with 'errors' (and 'clean_error'), got {type(baseline).__name__}")
+                    "dict with 'errors' (and 'clean_error', 'severities': default [1, 2, 3, 4, 5]), got "
+                    f"{type(baseline).__name__}")
+
+
+def _base_sum(values: Any) -> float:
+    return float(values) if isinstance(values, (int, float)) else float(sum(values))
+
+
+def _base_mean(values: Any) -> float:
+    return float(values) if isinstance(values, (int, float)) else float(sum(values)) / max(len(values), 1)
+
+
+def _align_baseline(base: _Baseline, names: Sequence[str],
+                    severities: Sequence[int]) -> tuple[dict[str, Any], list[str]]:
+    """The baseline's errors at ``severities`` for the ``names`` it has (and those names).
+
+    Raises a ``ValueError`` naming both severity lists when the baseline cannot give them: a severity it
+    was not evaluated at, or only its mean over other severities.
+    """
+    run, bsev = list(severities), list(base.severities)
+    common = [n for n in names if n in base.errors]
+    if not common:
+        raise ValueError(f"the baseline {base.name} has errors for none of the corruptions evaluated ({list(names)}; "
+                         f"it has {sorted(base.errors)})")
+    out: dict[str, Any] = {}
+    for name in common:
+        values = base.errors[name]
+        _mean_error(name, values, f"the baseline {base.name}'s errors")  # empty, or not rates in [0, 1]
+        if isinstance(values, (int, float)):  # a mean over the baseline's severities
+            if sorted(run) != sorted(bsev):
+                raise ValueError(
+                    f"the baseline {base.name} gives only the mean over severities {bsev} for {name!r}, and the "
+                    f"severities evaluated are {run}: CE compares sums over the same severities, so evaluate "
+                    f"severities={tuple(bsev)} or give a baseline with the error at each of {run}")
+            out[name] = values
+            continue
+        values = list(values)
+        if len(values) != len(bsev):
+            raise ValueError(f"the baseline {base.name} has {len(values)} errors for {name!r} but its severities "
+                             f"are {bsev}: give one error per severity")
+        missing = [s for s in run if s not in bsev]
+        if missing:
+            raise ValueError(
+                f"the baseline {base.name} was evaluated at severities {bsev} and this run at {run}: CE compares "
+                f"sums over the same severities and the baseline has no error at {missing}; evaluate severities "
+                f"within {bsev} or give a baseline evaluated at {run}")
+        out[name] = [values[bsev.index(s)] for s in run]
+    return out, common
 
 
 def _batches(data: Any, batch_size: int) -> tuple[int, Callable[[], Iterator[tuple[torch.Tensor, torch.Tensor]]]]:
@@ -161,11 +271,38 @@ def _batches(data: Any, batch_size: int) -> tuple[int, Callable[[], Iterator[tup
         loader = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=False)
 
         def gen() -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            for images, labels in loader:
+            for batch in loader:
+                if isinstance(batch, Mapping) or not isinstance(batch, (tuple, list)) or len(batch) != 2:
+                    raise TypeError(f"data: a Dataset's items must be (image, label) pairs (tuples or lists), "
+                                    f"got items of type {_item_type(data, batch)}")
+                images, labels = batch
                 yield torch.as_tensor(images), torch.as_tensor(labels)
 
         return len(data), gen  # type: ignore[arg-type]
     raise TypeError(f"data must be an (images, labels) pair of tensors or a Dataset, got {type(data).__name__}")
+
+
+def _item_type(data: Any, batch: Any) -> str:
+    """What a Dataset's items are, for an error message (its first item; else the collated batch)."""
+    try:
+        item = data[0]
+    except Exception:  # noqa: BLE001 - only for the message
+        item = batch
+    if isinstance(item, Mapping):
+        return f"{type(item).__name__} (keys {list(item)})"
+    if isinstance(item, (tuple, list)):
+        return f"{type(item).__name__} of {len(item)} elements"
+    return type(item).__name__
+
+
+def _check_logits(out: Any, batch: int, what: str = "model") -> torch.Tensor:
+    """``out`` must be floating logits ``(batch, K)``; raise naming what came back otherwise."""
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"{what} must return a tensor of logits (B, K) = ({batch}, K), got {type(out).__name__}")
+    if out.dim() != 2 or out.shape[0] != batch or out.shape[1] < 1 or not out.is_floating_point():
+        raise ValueError(f"{what} must return floating logits of shape (B, K) with B = {batch} (the batch size) "
+                         f"and K >= 1 classes, got a {out.dtype} tensor of shape {tuple(out.shape)}")
+    return out
 
 
 def _float01(x: torch.Tensor) -> torch.Tensor:
@@ -219,9 +356,14 @@ def evaluate(
         table: severity table; ``None`` picks it by image size (<= 32 px: CIFAR-10-C, <= 64: Tiny-ImageNet-C,
             else ImageNet-C).
         seed: seed of the corruptions' randomness.
-        baseline: for CE / mCE / relative mCE: ``"alexnet"`` (the published AlexNet ImageNet-C errors; the
-            default for ``table="imagenet"`` with the benchmark's corruptions), a path to an earlier
-            ``robustness.json``, a :class:`RobustnessResult`, or ``None``.
+        baseline: for CE / mCE / relative mCE: ``"alexnet"`` (the published AlexNet ImageNet-C errors, means
+            over severities 1..5; the default for ``table="imagenet"`` with the benchmark's corruptions when
+            all 5 severities are evaluated -- with fewer, CE / mCE are ``None``, a warning and
+            ``baseline_note`` say why), a path to an earlier ``robustness.json``, a :class:`RobustnessResult`,
+            a dict with ``errors`` (``clean_error``, ``severities``: default ``[1, 2, 3, 4, 5]``), or ``None``.
+            CE uses the baseline's errors at the severities evaluated here; a baseline that lacks one of them
+            raises a ``ValueError`` naming both severity lists, before any image is evaluated. A corruption
+            with baseline error 0 has no CE (left out of ``ce``, ``mce`` ``None``, a warning).
         preprocess: applied to every float batch before the model (e.g. a normalisation).
         generator: a conditional generator (``sample(n, labels=..., generator=...)``) for the generative
             shift: the model's accuracy on ``n_per_class`` samples of each class.
@@ -232,11 +374,17 @@ def evaluate(
     Returns:
         A :class:`RobustnessResult`.
 
+    Raises:
+        ValueError: bad arguments, a baseline whose severities do not cover ``severities``, or a model whose
+            output is not floating logits ``(B, K)``.
+        TypeError: ``data`` not a pair of tensors or a Dataset of ``(image, label)`` pairs.
+
     Example:
         >>> import torch, genaug as ga
         >>> from genaug.data.builtin import load_builtin
-        >>> test = load_builtin("mnist5k", "test")
-        >>> res = ga.robustness.evaluate(ga.load_model("mnist-classifier"), (test.images[:64], test.labels[:64]),
+        >>> test = load_builtin("mnist5k", "test")  # sorted by class: take a seeded random subset
+        >>> idx = torch.randperm(len(test.labels), generator=torch.Generator().manual_seed(0))[:64]
+        >>> res = ga.robustness.evaluate(ga.load_model("mnist-classifier"), (test.images[idx], test.labels[idx]),
         ...                              corruptions=["contrast"], severities=(1, 5), progress=False)
         >>> res.errors["contrast"][0] <= res.errors["contrast"][1]
         True
@@ -260,6 +408,9 @@ def evaluate(
     n, batches = _batches(data, batch_size)
     if n == 0:
         raise ValueError("data is empty")
+    resolved = _resolve_baseline(baseline)  # checked before the work: a mismatch is not found an hour later
+    if resolved is not None:
+        _align_baseline(resolved, names, sevs)
     if device is None:
         params = list(model.parameters()) if isinstance(model, nn.Module) else []
         device = params[0].device if params else torch.device("cpu")
@@ -277,7 +428,8 @@ def evaluate(
         x = _float01(x)
         if preprocess is not None:
             x = preprocess(x)
-        return int((model(x).argmax(1) != y).sum())  # one host read per batch (the count)
+        logits = _check_logits(model(x), int(y.shape[0]))
+        return int((logits.argmax(1) != y).sum())  # one host read per batch (the count)
 
     try:
         with torch.no_grad():
@@ -302,9 +454,19 @@ def evaluate(
         errors={name: [wrong[(name, s)] / n for s in sevs] for name in names},
         severities=sevs, table=used_table or "cifar", n=n, seed=seed, model=model_name, data=data_name,
     )
-    if baseline is None and result.table == "imagenet" and set(names) <= set(ALEXNET_ERRORS):
-        baseline = "alexnet"
-    result.with_baseline(baseline)
+    note = None
+    if resolved is None and result.table == "imagenet" and set(names) <= set(ALEXNET_ERRORS):
+        if sorted(sevs) == _ALL_SEVERITIES:
+            resolved = _resolve_baseline("alexnet")
+        else:  # AlexNet's published errors are means over severities 1..5: no CE over others
+            note = (f"no CE / mCE: the default baseline, AlexNet (ImageNet-C), has only its mean error over "
+                    f"severities {_ALL_SEVERITIES} and the severities evaluated are {sevs}; CE compares sums over "
+                    f"the same severities, so evaluate severities={tuple(_ALL_SEVERITIES)} or pass a baseline "
+                    f"evaluated at {sevs}")
+            warnings.warn(note, RuntimeWarning, stacklevel=2)
+    result.with_baseline(resolved)
+    if note is not None:
+        result.baseline_note = note
     if generator is not None:
         result.generative = generative_shift(model, generator, n_per_class=n_per_class, batch_size=batch_size,
                                              seed=seed, device=device, preprocess=preprocess)
@@ -360,7 +522,7 @@ def generative_shift(
                     x = generator.sample(m, labels=k, generator=rng).to(device).to(torch.float32).clamp(0, 1)
                     if preprocess is not None:
                         x = preprocess(x)
-                    correct += int((model(x).argmax(1) == k).sum())
+                    correct += int((_check_logits(model(x), m).argmax(1) == k).sum())
                 per_class.append(correct / n_per_class)
     finally:
         if isinstance(model, nn.Module) and was_training:

@@ -10,6 +10,9 @@ on the corrupted data and ``E^f_clean`` the error on the clean data. With a base
   ``relative mCE^f`` = its mean over the corruptions.
 
 Errors are fractions in [0, 1]; CE values are ratios (the paper prints them times 100, in %).
+Both sums run over the **same** severities: a corruption's run and baseline lists must have the
+same length (element ``i`` of each at the same severity), or the baseline value is one number, the
+mean over those same severities (as :data:`ALEXNET_ERRORS`, the mean over severities 1..5).
 """
 
 from __future__ import annotations
@@ -33,13 +36,29 @@ ALEXNET_ERRORS: dict[str, float] = {
 ALEXNET_CLEAN_ERROR = 1 - 0.56522
 
 
+def _is_scalar(values: object) -> bool:
+    return isinstance(values, (int, float)) and not isinstance(values, bool)
+
+
 def _mean_error(name: str, values: float | Sequence[float], what: str) -> float:
-    seq = [float(values)] if isinstance(values, (int, float)) else [float(v) for v in values]
+    seq = [float(values)] if _is_scalar(values) else [float(v) for v in values]  # type: ignore[union-attr]
     if not seq:
         raise ValueError(f"{what}[{name!r}] is empty: give the error at each severity")
     if not all(math.isfinite(v) and 0.0 <= v <= 1.0 for v in seq):
         raise ValueError(f"{what}[{name!r}] must hold error rates in [0, 1], got {list(seq)}")
     return sum(seq) / len(seq)
+
+
+def _check_lengths(name: str, values: object, base: object) -> None:
+    """A per-severity run list and a per-severity baseline list must cover the same severities."""
+    if _is_scalar(values) or _is_scalar(base):
+        return  # a scalar is the mean over the same severities (documented)
+    n, m = len(values), len(base)  # type: ignore[arg-type]
+    if n != m:
+        raise ValueError(
+            f"errors[{name!r}] has {n} values and baseline_errors[{name!r}] has {m}: CE sums both over the same "
+            f"severities, so give the baseline's error at each severity of the run (same length, same order), "
+            f"or one number, its mean over those same severities")
 
 
 def _names(errors: Mapping[str, object], baseline: Mapping[str, object], corruptions: Sequence[str] | None) -> list[str]:
@@ -59,8 +78,14 @@ def corruption_errors(errors: Mapping[str, Sequence[float]], baseline_errors: Ma
                       corruptions: Sequence[str] | None = None) -> dict[str, float]:
     """``CE_c = sum_s E_{s,c} / sum_s E^baseline_{s,c}`` for each corruption (as ratios).
 
-    ``baseline_errors`` values may be the per-severity errors or their mean (as :data:`ALEXNET_ERRORS`).
-    ``corruptions``: which to compute (default: the benchmark's 15 that ``errors`` has, else all of them).
+    ``baseline_errors`` values may be the per-severity errors (a list as long as the run's, element ``i``
+    at the same severity) or their mean over the run's severities (as :data:`ALEXNET_ERRORS`, the mean over
+    severities 1..5). ``corruptions``: which to compute (default: the benchmark's 15 that ``errors`` has,
+    else all of them).
+
+    Raises:
+        ValueError: a run list and a baseline list of different lengths (different severities), errors
+            outside [0, 1], a corruption missing on either side, or a baseline error of 0 (CE undefined).
 
     Example:
         >>> corruption_errors({"fog": [0.1, 0.2, 0.3, 0.4, 0.5]}, {"fog": [0.2, 0.4, 0.6, 0.8, 1.0]})
@@ -68,9 +93,10 @@ def corruption_errors(errors: Mapping[str, Sequence[float]], baseline_errors: Ma
     """
     out = {}
     for name in _names(errors, baseline_errors, corruptions):
+        _check_lengths(name, errors[name], baseline_errors[name])
         base = _mean_error(name, baseline_errors[name], "baseline_errors")
         if base <= 0:
-            raise ValueError(f"baseline error for {name!r} is 0: CE is undefined")
+            raise ValueError(f"baseline_errors[{name!r}] is 0 at every severity: CE is undefined for {name!r}")
         out[name] = _mean_error(name, errors[name], "errors") / base
     return out
 
@@ -92,13 +118,26 @@ def mce(errors: Mapping[str, Sequence[float]], baseline_errors: Mapping[str, flo
 def relative_corruption_errors(errors: Mapping[str, Sequence[float]], clean_error: float,
                                baseline_errors: Mapping[str, float | Sequence[float]], baseline_clean_error: float,
                                corruptions: Sequence[str] | None = None) -> dict[str, float]:
-    """``sum_s (E_{s,c} - E_clean) / sum_s (E^b_{s,c} - E^b_clean)`` per corruption."""
+    """``sum_s (E_{s,c} - E_clean) / sum_s (E^b_{s,c} - E^b_clean)`` per corruption.
+
+    The run and baseline values of each corruption follow :func:`corruption_errors`' rule (same length,
+    or a baseline scalar that is the mean over the same severities).
+
+    Raises:
+        ValueError: as :func:`corruption_errors`, or a baseline whose error on a corruption equals its
+            clean error (relative CE undefined).
+
+    Example:
+        >>> relative_corruption_errors({"fog": [0.3, 0.5]}, 0.1, {"fog": [0.4, 0.8]}, 0.2)  # 0.3 / 0.4
+        {'fog': 0.75}
+    """
     clean, base_clean = (_mean_error("clean", v, what) for v, what in
                          ((clean_error, "clean_error"), (baseline_clean_error, "baseline_clean_error")))
     out = {}
     for name in _names(errors, baseline_errors, corruptions):
+        _check_lengths(name, errors[name], baseline_errors[name])
         denominator = _mean_error(name, baseline_errors[name], "baseline_errors") - base_clean
-        if denominator == 0:
+        if abs(denominator) <= 1e-12:  # 0 up to the rounding of a mean of fractions
             raise ValueError(f"the baseline's error on {name!r} equals its clean error: relative CE is undefined")
         out[name] = (_mean_error(name, errors[name], "errors") - clean) / denominator
     return out

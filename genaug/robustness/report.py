@@ -41,6 +41,8 @@ def to_markdown(result: RobustnessResult) -> str:
         lines.append(f"- mCE: **{_pct(result.mce)} %** (normalised by {result.baseline_name})")
     if result.relative_mce is not None:
         lines.append(f"- relative mCE: **{_pct(result.relative_mce)} %**")
+    if getattr(result, "baseline_note", None):
+        lines.append(f"- note: {result.baseline_note}")
     lines.append("")
     head = ["corruption", *[f"s{s}" for s in result.severities], "mean"]
     if result.ce is not None:
