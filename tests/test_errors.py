@@ -66,7 +66,23 @@ BAD_INPUTS = [
     (ga.RandomRotation(3), torch.rand(2, 3, 8, 8), {"params": {"apply": torch.ones(3, dtype=torch.bool)}}, ValueError,
      "sampled for a batch of 3 images"),
     (ga.OneOf([ga.CenterCrop(4), ga.CenterCrop(5)]), torch.rand(1, 3, 8, 8), {}, ValueError, "same output size"),
+    # ops on 0..1 images after Normalize would clamp the normalized values: refused
+    *[(ga.Compose([ga.Normalize([0.5] * 3, [0.25] * 3), op]), torch.rand(2, 3, 8, 8), {}, ValueError,
+       f"{type(op).__name__} must come before Normalize")
+      for op in (ga.RandomBrightness((1.0, 1.0)), ga.ColorJitter(0.2, hue=0.1, hue_mode="hsv"),
+                 ga.RandomGaussianBlur(3), ga.RandomGaussianNoise(std=(0.01, 0.02)), ga.RandomBilateralBlur(3),
+                 ga.Corruption("contrast", severity=1))],
+    (ga.Compose([ga.Normalize([0.5] * 3, [0.25] * 3), ga.OneOf([ga.RandomGaussianBlur(3), ga.RandomHue(0.1)])]),
+     torch.rand(2, 3, 8, 8), {}, ValueError, "must come before Normalize"),
+    (ga.GeometricTransform(), torch.rand(1, 3, 8, 8), {}, NotImplementedError, "GeometricTransform does not implement matrix"),
 ]
+
+
+def test_geometric_ops_and_third_party_stages_may_follow_normalize():
+    x = torch.rand(2, 3, 8, 8)
+    norm = ga.Normalize([0.5] * 3, [0.25] * 3)
+    out = ga.Compose([norm, ga.RandomHorizontalFlip(p=1.0), ga.ModuleStage(lambda t: t * 2)])(x)
+    assert torch.allclose(out, norm(x).flip(-1) * 2) and out.min() < 0  # not clamped
 
 
 @pytest.mark.parametrize("transform,image,kwargs,error,message", BAD_INPUTS)

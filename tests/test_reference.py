@@ -67,6 +67,12 @@ def test_resized_crop_matches_torchvision_inside_the_crop(photo):
 
 def test_crops_and_resize_match_torchvision(photo):
     assert torch.allclose(ga.CenterCrop((20, 31))(photo), TF.center_crop(photo, [20, 31]), atol=1e-12)
+    # larger than the image, every odd/even margin: torchvision pads (crop - size) // 2 on the left/top
+    small = photo[..., :17, :23]
+    for crop in ([20, 26], [21, 30], [18, 24], [19, 25], [17, 23], [23, 27]):
+        assert torch.equal(ga.CenterCrop(crop)(small), TF.center_crop(small, crop)), crop
+    one = torch.ones(1, 1, 1, 1)
+    assert ga.CenterCrop((1, 4))(one).flatten().tolist() == TF.center_crop(one, [1, 4]).flatten().tolist()
     crop = ga.RandomCrop((16, 16))
     out = fixed(crop, photo, box=[[5.0, 9.0, 16.0, 16.0]])
     assert torch.allclose(out, TF.crop(photo, top=9, left=5, height=16, width=16), atol=1e-12)

@@ -553,6 +553,10 @@ class Transform:
     #: ``apply`` always returns values in 0..1 (it clamps): the executor then skips the clamp of a
     #: uint8 output after it.
     clamps_to_unit_range: ClassVar[bool] = False
+    #: (colour and pixel ops) the op reads and writes images in 0..1 (it clamps to that range, or its
+    #: parameters are in its scale), so the executor refuses to run it after ``Normalize``;
+    #: ``Normalize`` and third-party stages (``ModuleStage``) set False.
+    needs_unit_range: ClassVar[bool] = True
     #: the op reads or replaces the labels passed with ``labels=`` (generative augmenters); the
     #: torchvision and albumentations adapters then hand a sample's label to the call.
     uses_labels: ClassVar[bool] = False
@@ -683,7 +687,9 @@ class Transform:
 
         Pixel coordinates put the centre of pixel ``(row i, col j)`` at ``(x=j, y=i)``.
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} does not implement matrix(params, size): it is a base "
+                                  "class; use a geometric op (e.g. RandomAffine) or subclass it and implement "
+                                  "_sample and matrix")
 
     def neutral_matrix(self, size: tuple[int, int], batch_size: int) -> torch.Tensor:
         """(geometric ops) matrix used where the op is not applied (identity unless the size changes)."""
@@ -696,11 +702,13 @@ class Transform:
 
         ``mean`` is the per-image mean colour ``(B, C)`` of the op's input (contrast needs it).
         """
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} (kind 'color') does not implement color_affine(params, "
+                                  "mean, channels)")
 
     def apply(self, image: torch.Tensor, params: Params) -> torch.Tensor:
         """(pixel ops) transform a float ``(B, C, H, W)`` image; gating by ``apply`` is done by the caller."""
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} (kind {self.kind!r}) does not implement apply(image, "
+                                  "params): it is a base class; subclass it and implement _sample and apply")
 
     def opencv_kernel(self, params: Params, size: tuple[int, int]) -> Callable[[Any, int], Any] | None:
         """(pixel ops, optional) this op on one sample for ``Compose(backend="opencv")``, or None.

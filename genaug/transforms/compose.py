@@ -25,6 +25,7 @@ class ModuleStage(Transform):
     """
 
     per_sample = False
+    needs_unit_range = False  # the user's module knows what it expects
 
     def __init__(self, module: Callable[[torch.Tensor], torch.Tensor]) -> None:
         super().__init__()

@@ -158,7 +158,11 @@ class _SizedTransform(GeometricTransform):
 
 def _center_box(size: tuple[int, int], out: tuple[int, int], n: int) -> torch.Tensor:
     (h, w), (oh, ow) = size, out
-    box = np.array([round((w - ow) / 2.0), round((h - oh) / 2.0), ow, oh], dtype=np.float64)
+    # torchvision: a smaller crop starts at round((size - crop) / 2); a larger one is padded with
+    # (crop - size) // 2 on the left / top (round() of a negative half would round to even instead)
+    left = round((w - ow) / 2.0) if ow <= w else -((ow - w) // 2)
+    top = round((h - oh) / 2.0) if oh <= h else -((oh - h) // 2)
+    box = np.array([left, top, ow, oh], dtype=np.float64)
     return _tensor(np.tile(box, (n, 1)))
 
 

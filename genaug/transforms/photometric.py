@@ -586,6 +586,7 @@ class Normalize(Transform):
     """
 
     produces_normalized = True
+    needs_unit_range = False
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()

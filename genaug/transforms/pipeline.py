@@ -296,8 +296,17 @@ def uses_mean(stages: list[Stage]) -> bool:
     return any(getattr(s.leaf, "uses_mean", False) for s in stages)
 
 
+def _check_unit_range(stage: Stage, batch: Batch) -> None:
+    """Refuse an op that works on 0..1 images after ``Normalize`` (it would clamp the normalized values)."""
+    if batch.normalized and getattr(stage.leaf, "needs_unit_range", True):
+        raise ValueError(f"{type(stage.leaf).__name__} must come before Normalize: it works on images in 0..1 and "
+                         "would clamp the normalized values to that range; move Normalize to the end")
+
+
 def _run_color(stages: list[Stage], batch: Batch) -> Batch:
     """The fused colour map (to a :func:`scratch` buffer in a pooled chunk, see :func:`_run_chunked`)."""
+    for stage in stages:
+        _check_unit_range(stage, batch)
     x = batch.image
     b, c = x.shape[:2]
     mean = x.mean(dim=(2, 3)) if uses_mean(stages) else x.new_zeros(b, c)
@@ -307,6 +316,7 @@ def _run_color(stages: list[Stage], batch: Batch) -> Batch:
 
 
 def _run_pixel(stage: Stage, batch: Batch) -> Batch:
+    _check_unit_range(stage, batch)
     x = batch.image
     params = _on_cpu(stage.params)
 
