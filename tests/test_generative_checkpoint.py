@@ -152,3 +152,66 @@ def test_shipped_vae_samples_from_its_fitted_prior_and_that_helps():
     agree = {name: float((clf.predict(m.sample(500, labels=labels, generator=gen(0))) == labels).float().mean())
              for name, m in [("standard", standard), ("fitted", fitted)]}
     assert agree["fitted"] >= 0.9 and agree["fitted"] > agree["standard"] + 0.03, agree
+
+
+def _without_sha256(path, flip=False):
+    """Rewrite ``path`` with the ``sha256`` metadata key removed (and optionally one weight changed)."""
+    tensors = load_file(str(path))
+    with safe_open(str(path), framework="pt") as f:
+        meta = dict(f.metadata())
+    del meta["sha256"]
+    if flip:
+        name = sorted(tensors)[0]
+        tensors[name] = tensors[name].clone()
+        tensors[name].view(-1)[0] += 1.0
+    save_file(tensors, str(path), metadata=meta)
+    return path
+
+
+@pytest.mark.parametrize("flip", [False, True])
+def test_checkpoint_without_sha256_is_refused(tmp_path, gan, flip):
+    """Deleting the digest must not switch the integrity check off (it did: such files loaded unchecked)."""
+    from genaug.generative import read_checkpoint
+
+    path = _without_sha256(save_checkpoint(gan, tmp_path / "g.safetensors"), flip=flip)
+    pattern = r"g\.safetensors' has no sha256 in its metadata: every file genaug writes.*tampered.*verify=False"
+    with pytest.raises(CheckpointError, match=pattern):
+        load_model(path)
+    with pytest.raises(CheckpointError, match=pattern):
+        read_checkpoint(path)
+    with pytest.raises(CheckpointError, match=pattern):
+        checkpoint_info(path)
+    # the documented way out for a file you trust: load unverified, re-save (which records the digest)
+    trusted = load_model(path, verify=False)
+    assert "sha256" not in trusted.checkpoint_metadata and checkpoint_info(path, verify=False)["kind"] == "gan"
+    fixed = load_model(save_checkpoint(trusted, tmp_path / "fixed.safetensors"))
+    assert len(fixed.checkpoint_metadata["sha256"]) == 64
+
+
+def test_every_file_genaug_writes_records_sha256(tmp_path, gan):
+    """save_checkpoint (full and inference-only), training's last/best/model files and the shipped weights."""
+    from genaug.data import ImageTensorDataset, load_builtin
+    from genaug.generative import TrainConfig, read_checkpoint, train
+    from genaug.generative.checkpoint import atomic_save_tensors, read_header, shipped_path, tensor_digest
+
+    written = [save_checkpoint(gan, tmp_path / "full.safetensors"),
+               save_checkpoint(gan, tmp_path / "small.safetensors", inference_only=True),
+               atomic_save_tensors({"w": torch.arange(4.0)}, tmp_path / "state.safetensors", {"format": "x"})]
+    ds = load_builtin("mnist5k", "train")
+    idx = torch.nonzero(ds.labels < 2).flatten()[::40]
+    small = ImageTensorDataset(ds.images[idx], ds.labels[idx], "mnist5k-small", "train")
+    cfg = VAEConfig(enc_width=4, dec_width=4, latent_dim=4, num_classes=2)
+    tc = dict(progress=False, batch_size=8, ckpt_every=2, seed=0)
+    train("vae", small, tmp_path / "run", cfg, TrainConfig(steps=2, val_every=2, **tc), log=lambda s: None)
+    written += [tmp_path / "run" / n for n in ("last.safetensors", "best.safetensors", "model.safetensors")]
+    for path in written:
+        meta = read_header(path)[0]
+        assert len(meta.get("sha256", "")) == 64, path
+        tensors, _ = read_checkpoint(path)                     # verified: the digest matches the tensors
+        assert meta["sha256"] == tensor_digest(tensors)
+    for name in SHIPPED:
+        assert len(read_header(shipped_path(name))[0].get("sha256", "")) == 64, name
+    # resuming reads last.safetensors with verification: it still works
+    res = train("vae", small, tmp_path / "run", cfg, TrainConfig(steps=3, val_every=0, **tc), resume=True,
+                log=lambda s: None)
+    assert res.step == 3

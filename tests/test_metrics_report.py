@@ -108,3 +108,92 @@ def test_docs_examples_run(tmp_path, monkeypatch):
 def test_docstring_examples(name):
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.filterwarnings("ignore:FID from 10 samples")
+def test_diversity_without_pairs_is_undefined_not_zero(tmp_path):
+    """One image per class has no within-class pairs: diversity is None ("n/a" and why), never the 0 of collapse."""
+    from genaug.metrics import diversity
+
+    test = load_builtin("mnist5k", "test")
+    one_each = (test.images[::100], test.labels[::100])                      # 10 distinct digits, one per class
+    d = diversity(test, one_each)
+    assert d.score is None and set(d.per_class.values()) == {None}
+    assert d.reason.startswith("undefined, not 0") and "every class has at most 1 generated image" in d.reason
+    collapsed = diversity(test, (one_each[0].repeat_interleave(3, 0), one_each[1].repeat_interleave(3)))
+    assert collapsed.score == 0.0 and collapsed.reason is None              # a real collapse still scores 0
+
+    rep = evaluate_samples(one_each, test, cas_seeds=(), floor=False, kid_subsets=2, kid_subset_size=5, progress=False)
+    assert rep.summary["diversity"] is None
+    why = rep.details["not_available"]["diversity"]
+    assert why == d.reason
+    table = rep.table()
+    assert re.search(r"^diversity \(fake / real\) +n/a", table, flags=re.M)
+    assert f"diversity (fake / real) is n/a: {why}" in table
+    paths = write_report(rep, tmp_path)
+    saved = json.loads((tmp_path / "report.json").read_text())
+    assert saved["summary"]["diversity"] is None and saved["details"]["not_available"]["diversity"] == why
+    md = (tmp_path / "report.md").read_text()
+    assert "| diversity (fake / real) | n/a |" in md and f"- diversity (fake / real) is n/a: {why}" in md
+    assert {p.name for p in paths} == {"report.json", "report.md", "samples.png", "per_class.png"}
+
+
+@pytest.mark.filterwarnings("ignore:FID from 4 samples")
+def test_cli_prints_why_diversity_is_na(tmp_path, capsys):
+    out = tmp_path / "eval"
+    argv = ["evaluate-generator", "--model", "mnist-cgan", "--out", str(out), "--num", "4", "--cas-seeds",
+            "--no-floor", "--kid-subsets", "3", "--no-progress", "--threads", "1"]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert re.search(r"^diversity \(fake / real\) +n/a", printed, flags=re.M), printed
+    assert "diversity (fake / real) is n/a: undefined, not 0" in printed
+    assert json.loads((out / "report.json").read_text())["summary"]["diversity"] is None
+
+
+def _one_line_error(capsys, command="evaluate-generator"):
+    err = capsys.readouterr().err
+    assert err.startswith(f"genaug {command}: error: ") and err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("device, message", [
+    ("nosuch", r"--device='nosuch' is not a device name torch knows; allowed: auto, cpu, cuda, cuda:N, mps "
+               r"\(this machine has: cpu"),
+    ("cuda:99", r"--device='cuda:99': (CUDA is not available on this machine|there is no GPU 99)"
+                r".*this machine has: cpu"),
+    ("meta", r"--device='meta': device type 'meta' is not supported here; allowed: auto, cpu"),
+])
+def test_cli_bad_device_fails_up_front(tmp_path, capsys, monkeypatch, device, message):
+    import genaug.metrics.report as report
+
+    def never(*a, **k):
+        raise AssertionError("evaluation started despite a bad --device")
+    monkeypatch.setattr(report, "evaluate_generator", never)
+    assert main(["evaluate-generator", "--model", "mnist-cgan", "--out", str(tmp_path / "o"), "--device", device,
+                 "--no-progress"]) == 2
+    assert re.search(message, _one_line_error(capsys))
+    assert not (tmp_path / "o").exists()
+
+
+def test_python_api_bad_device_is_a_value_error():
+    from genaug.metrics.report import resolve_device
+
+    with pytest.raises(ValueError, match=r"device='nosuch' is not a device name torch knows"):
+        evaluate_samples(torch.zeros(4, 1, 28, 28), "mnist5k:test", device="nosuch", progress=False)
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device(None) == torch.device("cpu") == resolve_device(torch.device("cpu"))
+
+
+def test_generator_with_fewer_classes_than_the_reference_says_so(tmp_path, capsys):
+    from genaug.generative import ConditionalVAE, VAEConfig, save_checkpoint
+
+    torch.manual_seed(0)
+    path = save_checkpoint(ConditionalVAE(VAEConfig(enc_width=4, dec_width=4, latent_dim=4, num_classes=4)),
+                           tmp_path / "vae4.safetensors")
+    out = tmp_path / "eval"
+    assert main(["evaluate-generator", "--model", str(path), "--out", str(out), "--num", "40", "--cas-seeds",
+                 "--no-floor", "--kid-subsets", "3", "--no-progress", "--threads", "1"]) == 2
+    err = _one_line_error(capsys)
+    assert re.search(r"the generator has 4 classes \(labels 0\.\.3\) but the reference data mnist5k:test has labels "
+                     r"up to 9; PSNR / SSIM of its reconstructions need .* labels 0\.\.3 \(--data\)", err), err
+    assert not out.exists()                                                # the folder it created is removed again

@@ -7,7 +7,8 @@ explaining how to convert it safely.
 Metadata keys (all strings): ``format`` (``"genaug"``), ``kind`` (``"vae"``, ``"gan"``,
 ``"classifier"``), ``config`` (JSON of the config dataclass), ``provenance`` (JSON: data,
 split, steps, seed, command, genaug version, ...), ``sha256`` (digest of every tensor's
-name, dtype, shape and bytes, checked on load) and ``genaug_version``.
+name, dtype, shape and bytes, checked on load; a file without it is refused unless loaded with
+``verify=False``) and ``genaug_version``.
 
 Checkpoints may come from untrusted sources, so :func:`load_model` reads only the header first
 (at most :data:`MAX_HEADER_BYTES`), builds the model its config describes on the ``meta``
@@ -109,9 +110,16 @@ def _check_safe_path(path: Path) -> None:
 
 def atomic_save_tensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
                         metadata: dict[str, str]) -> Path:
-    """Write ``tensors`` to ``path`` as safetensors, atomically (see :func:`genaug._atomic.atomic_path`)."""
+    """Write ``tensors`` to ``path`` as safetensors, atomically (see :func:`genaug._atomic.atomic_path`).
+
+    The metadata always gets the ``sha256`` of the tensors (:func:`tensor_digest`) when it has none,
+    so every file genaug writes (model checkpoints and training state alike) can be verified on load.
+    """
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
+    metadata = dict(metadata)
+    metadata.setdefault("sha256", tensor_digest(tensors))
     with atomic_path(path) as tmp:
-        save_file({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+        save_file(tensors, str(tmp), metadata=metadata)
     return Path(path)
 
 
@@ -192,20 +200,41 @@ def read_header(path: str | os.PathLike) -> tuple[dict[str, str], dict[str, tupl
     return meta, shapes
 
 
+def _missing_digest_error(path: Path) -> CheckpointError:
+    return CheckpointError(
+        f"checkpoint {str(path)!r} has no sha256 in its metadata: every file genaug writes records the digest of "
+        "its tensors, so this one was altered (tampered with) or not written by genaug, and its integrity cannot "
+        "be checked. If you trust it, load it with verify=False (load_model(path, verify=False), "
+        "read_checkpoint(path, verify=False) or checkpoint_info(path, verify=False)) and re-save it with "
+        "genaug.generative.save_checkpoint, which records the digest")
+
+
 def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     """Read tensors and metadata from a ``.safetensors`` file, with safety and integrity checks.
 
+    Args:
+        path: the ``.safetensors`` file.
+        verify: recompute the tensors' sha256 and compare it with the one in the metadata (the
+            default). A file without a recorded sha256 is refused then: genaug writes one into every
+            file, so its absence means the file was altered or comes from elsewhere. ``False`` skips
+            the check (only for files you trust).
+
+    Returns:
+        ``(tensors, metadata)``.
+
     Raises:
-        CheckpointError: unsafe format, oversized header, unreadable/corrupted file, or sha256
-            mismatch.
+        CheckpointError: unsafe format, oversized header, unreadable/corrupted file, sha256
+            mismatch, or (with ``verify``) no sha256 recorded.
     """
     path = Path(path)
     meta, _ = read_header(path)
+    if verify and "sha256" not in meta:
+        raise _missing_digest_error(path)
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupted or not a safetensors file ({e})") from e
-    if verify and "sha256" in meta:
+    if verify:
         got = tensor_digest(tensors)
         if got != meta["sha256"]:
             raise CheckpointError(f"checkpoint {str(path)!r} is corrupted: tensor sha256 {got[:12]}... does not "
@@ -213,9 +242,12 @@ def read_checkpoint(path: str | os.PathLike, verify: bool = True) -> tuple[dict[
     return tensors, meta
 
 
-def checkpoint_info(path_or_name: str | os.PathLike) -> dict[str, Any]:
-    """Metadata of a checkpoint (path or shipped name) with ``config``/``provenance`` decoded."""
-    _, meta = read_checkpoint(_resolve(path_or_name))
+def checkpoint_info(path_or_name: str | os.PathLike, verify: bool = True) -> dict[str, Any]:
+    """Metadata of a checkpoint (path or shipped name) with ``config``/``provenance`` decoded.
+
+    ``verify`` as in :func:`read_checkpoint` (the tensors' sha256 is checked by default).
+    """
+    _, meta = read_checkpoint(_resolve(path_or_name), verify=verify)
     out: dict[str, Any] = dict(meta)
     for k in ("config", "provenance"):
         if k in out:
@@ -311,7 +343,8 @@ def build_from_tensors(kind: str, config: dict[str, Any], tensors: dict[str, tor
     return model
 
 
-def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu") -> nn.Module:
+def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cpu", *,
+               verify: bool = True) -> nn.Module:
     """Load a shipped model by name or a user checkpoint by path, in eval mode.
 
     Args:
@@ -319,13 +352,16 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
             shipped in the package, trained on the mnist5k train split) or a path to a
             ``.safetensors`` checkpoint written by genaug.
         device: where to put the model.
+        verify: check the tensors against the sha256 recorded in the metadata (the default; a
+            file without one is refused). ``False`` skips that check, for a file you trust.
 
     Returns:
         A :class:`ConditionalVAE`, :class:`ConditionalGAN` or :class:`Classifier` in eval
         mode; its ``checkpoint_metadata`` attribute holds the decoded metadata.
 
     Raises:
-        CheckpointError: pickle-format path, corrupted file, oversized header, or weights that do
+        CheckpointError: pickle-format path, corrupted file (sha256 mismatch), no sha256 recorded
+            (with ``verify``), oversized header, or weights that do
             not match the config in the metadata (checked on the ``meta`` device before the
             real model is built, so a forged config cannot trigger a huge allocation).
 
@@ -346,7 +382,9 @@ def load_model(name_or_path: str | os.PathLike, device: str | torch.device = "cp
     except (ValueError, RecursionError) as e:  # JSONDecodeError, over-long ints, absurd nesting
         raise CheckpointError(f"{source}: config/provenance metadata is not valid JSON ({e})") from e
     check_shapes(meta["kind"], config, shapes, source)
-    tensors, _ = read_checkpoint(path)  # build_from_tensors re-checks, should the file change meanwhile
+    # refuses a file without a recorded sha256 (verify) before reading any tensor data; build_from_tensors
+    # re-checks the shapes, should the file change meanwhile
+    tensors, _ = read_checkpoint(path, verify=verify)
     model = build_from_tensors(meta["kind"], config, tensors, source=source)
     model.checkpoint_metadata = {**meta, "config": config, "provenance": provenance}
     return model.to(device).eval()

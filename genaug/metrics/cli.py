@@ -46,7 +46,8 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=None, help="default: min(1000, sample counts)")
     p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto (default cpu); only devices "
+                                                 "this machine has")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU work")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=run_evaluate)
@@ -82,10 +83,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Entry point of ``genaug evaluate-generator``; returns the exit status."""
     import torch
 
+    from genaug.cli import _one_line, check_output_folder, remove_empty_folders
     from genaug.generative import CheckpointError
 
-    from .report import evaluate_generator, evaluate_samples, write_report
+    from .report import evaluate_generator, evaluate_samples, resolve_device, write_report
 
+    def fail(msg: Any) -> int:
+        print(f"genaug evaluate-generator: error: {_one_line(msg)}", file=sys.stderr)
+        return 2
+
+    try:  # up front: a bad device or an unusable --out fails now, not after every metric was computed
+        device = resolve_device(args.device, "--device")
+    except ValueError as e:
+        return fail(e)
+    try:
+        created = check_output_folder(args.out)
+    except OSError as e:
+        return fail(e)
     if args.threads:
         torch.set_num_threads(args.threads)
     common = dict(seed=args.seed, features=args.features, classifier=args.classifier,
@@ -93,18 +107,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
                   cas_seeds=tuple(args.cas_seeds), cas_steps=args.cas_steps, cas_per_class=args.cas_per_class,
                   floor=not args.no_floor, k=args.k,
                   kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size, batch_size=args.batch_size,
-                  device=args.device, progress=not args.no_progress, command=canonical_command(args))
+                  device=device, progress=not args.no_progress, command=canonical_command(args))
     try:
         if args.model:
             rep = evaluate_generator(args.model, args.data, num=args.num, **common)
         else:
-            if common["device"] == "auto":
-                common["device"] = "cuda" if torch.cuda.is_available() else "cpu"
             rep = evaluate_samples(args.samples, args.data, name=args.samples, num=args.num, **common)
-        paths = write_report(rep, args.out)
     except (ValueError, TypeError, FileNotFoundError, ImportError, CheckpointError) as e:
-        print(f"genaug evaluate-generator: error: {e}", file=sys.stderr)
-        return 2
+        remove_empty_folders(created)
+        return fail(e)
+    try:
+        paths = write_report(rep, args.out)
+    except OSError as e:          # last resort: the folder became unusable while the metrics ran
+        return fail(f"writing the report to --out {str(args.out)!r} failed: {_one_line(e)}")
     print(rep.table())
     print(f"\n{rep.elapsed_s:.0f} s; wrote {', '.join(str(p) for p in paths)}")
     return 0

@@ -61,11 +61,12 @@ class GeneratorReport:
         num: generated images evaluated; ``seed`` drew them.
         extractor: the feature extractor behind FID/KID/precision/recall/diversity/coverage.
         classifier: the real-trained classifier behind GAN-test.
-        summary: ``{key: value}`` for the keys of :data:`SUMMARY_ROWS` (``None``: not applicable),
-            plus ``kid_std`` and ``cas_std``.
+        summary: ``{key: value}`` for the keys of :data:`SUMMARY_ROWS` (``None``: not applicable or
+            undefined; ``details["not_available"]`` says why where that is not obvious, e.g. diversity
+            when no class has two samples), plus ``kid_std`` and ``cas_std``.
         per_class: ``{metric: {class: value}}`` for :data:`PER_CLASS_KEYS`.
         floor: the same for real data in place of samples (``source``, ``num``, ``summary``,
-            ``per_class``), or ``None``.
+            ``per_class``, ``not_available`` where needed), or ``None``.
         settings: metric settings (k, KID subsets, CAS seeds and steps, ...).
         details: CAS per seed, GAN-test confusion matrix, the model's sha256, notes.
         command: the command line that produced it, if any.
@@ -106,8 +107,24 @@ class GeneratorReport:
             out.append((label, _fmt(key, self.summary), _fmt(key, fl) if self.floor else "", better))
         return out
 
+    def not_available(self) -> list[str]:
+        """Why a summary value is ``n/a`` where that needs saying, one sentence each (floor included).
+
+        Example:
+            >>> rep = GeneratorReport("m", "d", 10, 10, 0, "x", "c", {"diversity": None}, {}, None, {},
+            ...                       {"not_available": {"diversity": "undefined: no pairs"}})
+            >>> rep.not_available()
+            ['diversity (fake / real) is n/a: undefined: no pairs']
+        """
+        labels = {key: label for key, label, _ in SUMMARY_ROWS}
+        out = [f"{labels.get(key, key)} is n/a: {why}" for key, why in self.details.get("not_available", {}).items()]
+        if self.floor:
+            out += [f"{labels.get(key, key)} of the floor ({self.floor['source']}) is n/a: {why}"
+                    for key, why in self.floor.get("not_available", {}).items()]
+        return out
+
     def table(self) -> str:
-        """The summary as an aligned plain-text table (what the command prints)."""
+        """The summary as an aligned plain-text table (what the command prints), then why any value is n/a."""
         head = ("metric", self.model, f"real {self.floor['source']}" if self.floor else "", "better")
         rows = [head] + self.rows()
         if not self.floor:
@@ -115,6 +132,9 @@ class GeneratorReport:
         widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "  ".join("-" * w for w in widths))
+        na = self.not_available()
+        if na:
+            lines += [""] + na
         return "\n".join(lines)
 
     def to_markdown(self, images: Sequence[str] = ("samples.png", "per_class.png")) -> str:
@@ -149,7 +169,7 @@ class GeneratorReport:
                     f = (fl or {}).get("per_class", {}).get(m, {}).get(c) if fl else None
                     cells.append(_num(v) + (f" ({_num(f)})" if fl else ""))
                 lines.append(f"| {c if c >= 0 else 'all'} | " + " | ".join(cells) + " |")
-        notes = self.details.get("notes", [])
+        notes = self.not_available() + list(self.details.get("notes", []))
         if notes:
             lines += ["", "Notes:", ""] + [f"- {n}" for n in notes]
         lines += [""] + [f"![{Path(p).stem}]({p})" for p in images] + [""]
@@ -309,7 +329,9 @@ def _per_class_pr(fr: FeatureSet, ff: FeatureSet, k: int) -> tuple[dict[int, flo
 
 
 def _distribution_metrics(fr: FeatureSet, ff: FeatureSet, *, k: int, coverage_k: int, kid_subsets: int,
-                          kid_subset_size: int | None, seed: int) -> tuple[dict[str, Any], dict[str, dict]]:
+                          kid_subset_size: int | None, seed: int
+                          ) -> tuple[dict[str, Any], dict[str, dict], dict[str, str]]:
+    """(summary, per_class, not_available): the last maps a summary key that is ``None`` to the reason."""
     kid = kernel_distance(fr, ff, subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
     pr = precision_recall_features(fr, ff, k)
     div = diversity_features(fr, ff, k=coverage_k, seed=seed)
@@ -318,7 +340,93 @@ def _distribution_metrics(fr: FeatureSet, ff: FeatureSet, *, k: int, coverage_k:
     prec, rec = _per_class_pr(fr, ff, k)
     per_class = {"precision": prec, "recall": rec, "diversity": dict(div.per_class),
                  "coverage": dict(div.per_class_coverage)}
-    return summary, per_class
+    not_available = {"diversity": div.reason} if div.score is None and div.reason else {}
+    return summary, per_class, not_available
+
+
+def available_devices() -> list[str]:
+    """The devices this machine offers: ``cpu``, then ``cuda:N`` for each GPU, then ``mps`` if present.
+
+    Example:
+        >>> available_devices()[0]
+        'cpu'
+    """
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    return out
+
+
+def resolve_device(device: str | torch.device | None, argument: str = "device") -> torch.device:
+    """Check ``device`` and return it as a ``torch.device`` (``None``: CPU; ``"auto"``: CUDA if present).
+
+    Only devices this machine has are accepted: ``cpu``, ``cuda`` / ``cuda:N`` with CUDA available and
+    ``N`` below the GPU count, ``mps`` where available.
+
+    Raises:
+        ValueError: naming ``argument``, the value, the allowed forms and what this machine has.
+
+    Example:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("nosuch")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: device='nosuch' is not a device name torch knows; allowed: auto, cpu, cuda, cuda:N, mps ...
+    """
+    if device is None:
+        return torch.device("cpu")
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    have = f"this machine has: {', '.join(available_devices())}"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ValueError(f"{argument}={device!r} is not a device name torch knows; allowed: auto, cpu, cuda, "
+                         f"cuda:N, mps ({have})") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{argument}={device!r}: CUDA is not available on this machine; allowed: auto or one of "
+                             f"the devices it has ({have})")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ValueError(f"{argument}={device!r}: there is no GPU {dev.index}; allowed: cuda:0..cuda:{n - 1} "
+                             f"({have})")
+        return dev
+    if dev.type == "mps":
+        if "mps" not in available_devices():
+            raise ValueError(f"{argument}={device!r}: MPS is not available on this machine; allowed: auto or one of "
+                             f"the devices it has ({have})")
+        return dev
+    raise ValueError(f"{argument}={device!r}: device type {dev.type!r} is not supported here; allowed: auto, cpu, "
+                     f"cuda, cuda:N, mps ({have})")
+
+
+def _check_model_classes(model: Any, real_y: torch.Tensor | None, data_name: str, uses: list[str]) -> None:
+    """A conditional ``model`` whose classes do not cover the reference labels cannot serve ``uses``."""
+    k = getattr(getattr(model, "config", None), "num_classes", 0) or 0
+    if not uses or not k or real_y is None or real_y.numel() == 0:
+        return
+    top = int(real_y.max())
+    if top >= k:
+        raise ValueError(f"the generator has {k} classes (labels 0..{k - 1}) but the reference data {data_name} has "
+                         f"labels up to {top}; {' and '.join(uses)} need the generator to handle every class of the "
+                         f"reference: evaluate against data with labels 0..{k - 1} (--data)")
+
+
+def _model_uses(model: Any, cas_runs: bool) -> list[str]:
+    """What in the report makes the model draw or reconstruct images of the reference's classes."""
+    uses = []
+    if hasattr(model, "reconstruct"):
+        uses.append("PSNR / SSIM of its reconstructions")
+    if cas_runs:
+        uses.append("CAS (--cas-seeds with no value skips it)")
+    return uses
 
 
 def _log(progress: bool, msg: str) -> None:
@@ -368,7 +476,7 @@ def evaluate_samples(samples: Any, data: Any = "mnist5k:test", *, name: str = "s
     from .cas import classification_accuracy_score
 
     t0 = time.perf_counter()
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device)
     real_ds, data_name = parse_data(data)
     if isinstance(samples, str):
         samples, _ = parse_data(samples, default_split="all")
@@ -378,6 +486,10 @@ def evaluate_samples(samples: Any, data: Any = "mnist5k:test", *, name: str = "s
             raise ValueError(f"num={num!r} is not allowed; allowed: 2..{fake_x.shape[0]} (the samples given)")
         fake_x, fake_y = fake_x[:num], (fake_y[:num] if fake_y is not None else None)
     real_x, real_y = real_ds.images, real_ds.labels
+    train_spec = default_train_data(data) if train_data == "auto" else train_data
+    if model is not None:
+        _check_model_classes(model, real_y, data_name,
+                             _model_uses(model, bool(cas_seeds) and fake_y is not None and train_spec is not None))
     if tuple(fake_x.shape[1:]) != tuple(real_x.shape[1:]):
         a, b = tuple(fake_x.shape[1:]), tuple(real_x.shape[1:])
         raise ValueError(f"generated images are {'x'.join(map(str, a))} but {data_name} images are "
@@ -393,9 +505,12 @@ def evaluate_samples(samples: Any, data: Any = "mnist5k:test", *, name: str = "s
     settings = {"k": k, "coverage_k": coverage_k, "kid_subsets": kid_subsets,
                 "kid_subset_size": kid_subset_size or min(1000, len(fr), len(ff)), "cas_seeds": list(cas_seeds),
                 "cas_steps": cas_steps, "cas_per_class": cas_per_class, "batch_size": batch_size, "device": str(dev)}
-    summary, per_class = _distribution_metrics(fr, ff, k=k, coverage_k=coverage_k, kid_subsets=kid_subsets,
-                                               kid_subset_size=kid_subset_size, seed=seed)
+    summary, per_class, not_available = _distribution_metrics(fr, ff, k=k, coverage_k=coverage_k,
+                                                              kid_subsets=kid_subsets,
+                                                              kid_subset_size=kid_subset_size, seed=seed)
     details: dict[str, Any] = {"notes": notes}
+    if not_available:
+        details["not_available"] = not_available
     clf_name = classifier if isinstance(classifier, str) else type(classifier).__name__
     summary["gan_test"] = None
     if fake_y is not None:
@@ -407,7 +522,6 @@ def evaluate_samples(samples: Any, data: Any = "mnist5k:test", *, name: str = "s
     else:
         notes.append("the samples have no labels: no GAN-test, CAS or per-class numbers")
 
-    train_spec = default_train_data(data) if train_data == "auto" else train_data
     train_ds = parse_data(train_spec, default_split="train")[0] if train_spec is not None else None
     summary["cas"] = summary["cas_std"] = None
     if cas_seeds and fake_y is not None and train_ds is not None:
@@ -438,8 +552,9 @@ def evaluate_samples(samples: Any, data: Any = "mnist5k:test", *, name: str = "s
         _log(progress, f"floor: {n_floor} real images of {train_spec} in place of generated ones")
         fl_fs = extract_features((train_ds.images[idx], train_ds.labels[idx]), features, batch_size=batch_size,
                                  device=dev, progress=progress, name="floor")
-        fl_sum, fl_pc = _distribution_metrics(fr, fl_fs, k=k, coverage_k=coverage_k, kid_subsets=kid_subsets,
-                                              kid_subset_size=kid_subset_size, seed=seed)
+        fl_sum, fl_pc, fl_na = _distribution_metrics(fr, fl_fs, k=k, coverage_k=coverage_k,
+                                                     kid_subsets=kid_subsets, kid_subset_size=kid_subset_size,
+                                                     seed=seed)
         gt_ref = gan_test((real_x, real_y), classifier=classifier, device=dev, progress=progress)
         gt_train = gan_test((train_ds.images[idx], train_ds.labels[idx]), classifier=classifier, device=dev,
                             progress=progress)
@@ -449,6 +564,8 @@ def evaluate_samples(samples: Any, data: Any = "mnist5k:test", *, name: str = "s
                      "note": f"GAN-test floor = the classifier's accuracy on the real {data_name} images "
                              f"(on these {train_spec} images, which it was trained on, it is {gt_train.accuracy:.3f}); "
                              "CAS = 1 by definition"}
+        if fl_na:
+            floor_res["not_available"] = fl_na
     elif floor:
         notes.append("no real training split known: no floor")
 
@@ -498,9 +615,7 @@ def evaluate_generator(model: Any, data: Any = "mnist5k:test", *, num: int | Non
     """
     from genaug.generative import load_model
 
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    dev = resolve_device(device)
     name = str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__
     if isinstance(model, (str, os.PathLike)):
         model = load_model(model, device=dev)
@@ -508,10 +623,15 @@ def evaluate_generator(model: Any, data: Any = "mnist5k:test", *, num: int | Non
         model = model.to(dev)
     if not hasattr(model, "sample"):
         raise TypeError(f"model {name!r} cannot sample (it is a {type(model).__name__}); evaluate a GAN or VAE")
+    train_spec = kwargs.get("train_data", "auto")
+    train_spec = default_train_data(data) if train_spec == "auto" else train_spec
+    real_ds, data_name = parse_data(data)       # up front: a reference the model cannot serve fails before sampling
+    labelled = getattr(getattr(model, "config", None), "num_classes", 0)
+    _check_model_classes(model, real_ds.labels, data_name,
+                         _model_uses(model, bool(kwargs.get("cas_seeds", (0,))) and bool(labelled)
+                                     and train_spec is not None))
     if num is None:
-        train_spec = kwargs.get("train_data", "auto")
-        train_spec = default_train_data(data) if train_spec == "auto" else train_spec
-        num = len(parse_data(train_spec, "train")[0]) if train_spec else len(parse_data(data)[0])
+        num = len(parse_data(train_spec, "train")[0]) if train_spec else len(real_ds)
     _log(progress, f"sampling {num} images from {name} (seed {seed})")
     x, y = sample_model(model, num, seed, progress=progress)
     return evaluate_samples((x, y) if y is not None else x, data, name=name, model=model, seed=seed, device=dev,

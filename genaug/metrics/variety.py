@@ -3,7 +3,9 @@
 * **within-class diversity**: the mean pairwise feature distance between generated images of
   one class, divided by the same for real images of that class. 1 means as varied as the real
   data; a generator that repeats one image per class scores 0 (the "mode collapse" that class
-  accuracy does not show). ``score`` averages the ratio over classes.
+  accuracy does not show). ``score`` averages the ratio over classes; it is ``None`` (undefined,
+  not 0) when no class has two generated and two real images to form pairs, and ``reason``
+  says why.
 * **coverage** (Naeem et al., ICML 2020): the share of real samples whose neighbourhood (the
   ball reaching their ``k``-th nearest real neighbour) holds at least one generated sample, i.e.
   the share of the real data's local modes that the generator reaches. Unlike recall it does
@@ -28,19 +30,23 @@ class DiversityResult:
     """Output of :func:`diversity`; per-class dicts are keyed by class id (``-1``: no labels).
 
     Attributes:
-        score: mean over classes of ``fake_distance / real_distance`` (1 = as diverse as real).
+        score: mean over classes of ``fake_distance / real_distance`` (1 = as diverse as real;
+            0 = every class repeats one image). ``None`` when no class has a ratio (fewer than 2
+            generated or real images in every class, or identical real images): undefined, which
+            is not the same as collapsed; ``reason`` then says why.
         coverage: share of real samples whose k-NN ball holds a generated sample.
         per_class: diversity ratio per class (``None`` where a class has < 2 generated images).
         per_class_coverage: coverage within each class (``None`` if too few real images).
         fake_distance, real_distance: mean pairwise feature distance per class.
     """
 
-    score: float
+    score: float | None
     coverage: float
     per_class: dict[int, float | None] = field(default_factory=dict)
     per_class_coverage: dict[int, float | None] = field(default_factory=dict)
     fake_distance: dict[int, float | None] = field(default_factory=dict)
     real_distance: dict[int, float | None] = field(default_factory=dict)
+    reason: str | None = None
 
 
 def mean_pairwise_distance(features: torch.Tensor, max_samples: int = 1000, seed: int = 0) -> float | None:
@@ -96,7 +102,7 @@ def diversity_features(real: FeatureSet, fake: FeatureSet, *, k: int = 5, max_sa
     labelled = real.labels is not None and fake.labels is not None
     r_groups = _groups(real) if labelled else {-1: real.features}
     f_groups = _groups(fake) if labelled else {-1: fake.features}
-    res = DiversityResult(score=0.0, coverage=coverage_features(real.features, fake.features, k))
+    res = DiversityResult(score=None, coverage=coverage_features(real.features, fake.features, k))
     ratios = []
     for c in sorted(set(r_groups) | set(f_groups)):
         fr, ff = r_groups.get(c), f_groups.get(c)
@@ -109,8 +115,28 @@ def diversity_features(real: FeatureSet, fake: FeatureSet, *, k: int = 5, max_sa
             ratios.append(ratio)
         enough = fr is not None and ff is not None and fr.shape[0] > k and ff.shape[0] > 0
         res.per_class_coverage[c] = coverage_features(fr, ff, k) if enough else None
-    res.score = sum(ratios) / len(ratios) if ratios else 0.0
+    if ratios:
+        res.score = sum(ratios) / len(ratios)
+    else:
+        res.reason = _undefined_reason(r_groups, f_groups)
     return res
+
+
+def _undefined_reason(r_groups: dict[int, torch.Tensor], f_groups: dict[int, torch.Tensor]) -> str:
+    """Why no class has a diversity ratio (see :func:`diversity_features`)."""
+    most_fake = max((g.shape[0] for g in f_groups.values()), default=0)
+    most_real = max((g.shape[0] for g in r_groups.values()), default=0)
+    unit = "class" if -1 not in f_groups else "the (unlabelled) set"
+    if most_fake < 2:
+        why = f"every {unit} has at most {most_fake} generated image{'s' if most_fake != 1 else ''}"
+    elif most_real < 2:
+        why = f"every {unit} has at most {most_real} real image{'s' if most_real != 1 else ''}"
+    elif not any(c in r_groups and f_groups[c].shape[0] >= 2 and r_groups[c].shape[0] >= 2 for c in f_groups):
+        why = "no class has 2 or more images among both the generated and the real ones"
+    else:
+        why = "the real images of every class that has pairs are identical (mean pairwise distance 0)"
+    return (f"undefined, not 0 (0 means a collapsed generator): {why}, and within-class diversity compares "
+            "pairs of images of one class")
 
 
 def diversity(real: Images | FeatureSet, fake: Images | FeatureSet, features: Extractor = None, *, k: int = 5,
@@ -131,7 +157,8 @@ def diversity(real: Images | FeatureSet, fake: Images | FeatureSet, features: Ex
         batch_size, device, progress: feature extraction settings (see :func:`fid`).
 
     Returns:
-        :class:`DiversityResult`.
+        :class:`DiversityResult`; its ``score`` is ``None`` (with ``reason``) when no class has
+        two generated and two real images.
 
     Example:
         >>> from genaug.data import load_builtin
@@ -140,6 +167,9 @@ def diversity(real: Images | FeatureSet, fake: Images | FeatureSet, features: Ex
         >>> d = diversity(test, one_per_class)
         >>> d.score, d.coverage < 0.2
         (0.0, True)
+        >>> one_image_each = diversity(test, (test.images[::100], test.labels[::100]))
+        >>> one_image_each.score is None, one_image_each.reason
+        (True, 'undefined, not 0 (0 means a collapsed generator): every class has at most 1 generated image, ...')
     """
     n_real = len(real) if isinstance(real, FeatureSet) else num_images(real, "real")
     _check_k(k, n_real, k + 1)
