@@ -3,24 +3,92 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import math
 import shlex
 import sys
 from typing import Any
 
-from .train import KINDS, TrainConfig, train
+from .train import CONFIGS, KINDS, TrainConfig, TrainingDivergedError, train
 
 
-def _parse_set(items: list[str]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for item in items:
-        if "=" not in item:
-            raise SystemExit(f"--set expects KEY=VALUE, got {item!r}")
-        k, v = item.split("=", 1)
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _set_item(item: str) -> str:
+    """argparse ``type`` of ``--set``: checks the ``KEY=VALUE`` form (the value is typed by :func:`_parse_set`)."""
+    key, eq, _ = item.partition("=")
+    if not eq or not key.strip():
+        raise argparse.ArgumentTypeError(f"expects KEY=VALUE (a model config field, e.g. latent_dim=32), got {item!r}")
+    return item
+
+
+def _convert(cls_name: str, key: str, declared: str, raw: str) -> Any:
+    """``raw`` (the text after ``KEY=``) as the field's declared type, or a ValueError naming the key."""
+    text = raw.strip()
+    try:  # JSON spellings are accepted too: "ns" (quoted), true / false
+        decoded = json.loads(text)
+    except ValueError:
+        decoded = text
+    if declared == "str":
+        return decoded if isinstance(decoded, str) else text
+    if declared == "bool":
+        if isinstance(decoded, bool):
+            return decoded
+        if text.lower() in _TRUE + _FALSE:
+            return text.lower() in _TRUE
+        raise ValueError(f"--set {key}={raw!r}: {cls_name}.{key} is a bool; use true or false")
+    if declared == "int":
         try:
-            out[k] = json.loads(v)
-        except json.JSONDecodeError:
-            out[k] = v
+            return int(text)
+        except ValueError:
+            raise ValueError(f"--set {key}={raw!r}: {cls_name}.{key} is an int; give a whole number, e.g. "
+                             f"{key}=32") from None
+    if declared == "float":
+        try:
+            v = float(text)
+        except ValueError:
+            raise ValueError(f"--set {key}={raw!r}: {cls_name}.{key} is a number; give a finite number, e.g. "
+                             f"{key}=0.5") from None
+        if not math.isfinite(v):
+            raise ValueError(f"--set {key}={raw!r}: {cls_name}.{key} must be a finite number (not NaN or infinity)")
+        return v
+    return decoded
+
+
+def _parse_set(items: list[str], kind: str | None = None) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as a dict of model config overrides.
+
+    With ``kind``, each key must be a field of that kind's config dataclass and each value is
+    converted to the field's declared type (``int``, finite ``float``, ``bool`` as true/false,
+    ``str``); a bad key or value raises ``ValueError`` naming it and what is allowed. Without
+    ``kind`` values are JSON-decoded where possible (strings otherwise).
+
+    Example:
+        >>> _parse_set(["latent_dim=32", "beta=0.5", "prior=aggregate"], "vae")
+        {'latent_dim': 32, 'beta': 0.5, 'prior': 'aggregate'}
+    """
+    out: dict[str, Any] = {}
+    fields = None
+    cls_name = ""
+    if kind is not None:
+        cls = CONFIGS[kind]
+        cls_name = cls.__name__
+        fields = {f.name: (f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type)))
+                  for f in dataclasses.fields(cls)}
+    for item in items:
+        k, eq, v = _set_item(item).partition("=")
+        k = k.strip()
+        if fields is None:
+            try:
+                out[k] = json.loads(v)
+            except ValueError:
+                out[k] = v
+            continue
+        if k not in fields:
+            raise ValueError(f"--set {k}=...: {cls_name} has no field {k!r}; allowed: {sorted(fields)}")
+        out[k] = _convert(cls_name, k, fields[k], v)
     return out
 
 
@@ -37,7 +105,9 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         description="Train a model; writes last.safetensors/last.json (resume state), best.safetensors and "
                     "model.safetensors to --out.")
     p.add_argument("kind", choices=KINDS)
-    p.add_argument("--data", default="mnist5k", help="built-in name (mnist5k, digits, photos) or imagefolder:PATH")
+    p.add_argument("--data", default="mnist5k",
+                   help="mnist5k (built in), imagefolder:PATH or export:PATH: square images of side 28, 32 or 64 "
+                        "with 1 or 3 channels (default: mnist5k)")
     p.add_argument("--split", default="train", choices=("train", "test", "all"))
     p.add_argument("--out", required=True, help="output folder")
     d = TrainConfig()
@@ -61,11 +131,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     p.add_argument("--d-augment-fill", type=float, default=d.d_augment_fill, metavar="VALUE",
                    help="GAN: value in [-1, 1] of pixels vacated by translation / removed by cutout "
                         "(0 = DiffAugment's mid-grey, -1 = black)")
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default="auto",
+                   help="auto (CUDA when available, else cpu), cpu, cuda, cuda:N, mps or xpu (default: auto)")
     p.add_argument("--resume", action="store_true", help="continue exactly from OUT/last.safetensors")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="model config field, e.g. --set latent_dim=32 --set loss=\"ns\" (repeatable)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", type=_set_item,
+                   help="model config field, converted to the field's type: e.g. --set latent_dim=32 --set loss=ns "
+                        "--set minibatch_std=false (repeatable)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads for CPU training")
     p.set_defaults(func=run_train)
     return p
@@ -104,10 +176,13 @@ def run_train(args: argparse.Namespace) -> int:
     """Entry point for ``genaug train``; returns the exit status."""
     import torch
 
+    if args.threads is not None and args.threads < 1:
+        print(f"genaug train: error: --threads {args.threads} must be a positive int (CPU threads)", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    overrides = _parse_set(args.set)
     try:
+        overrides = _parse_set(args.set, args.kind)
         tc = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, lr_d=args.lr_d,
                          betas=tuple(args.betas), weight_decay=args.weight_decay, seed=args.seed,
                          ckpt_every=args.ckpt_every, val_every=args.val_every, patience=args.patience,
@@ -115,8 +190,8 @@ def run_train(args: argparse.Namespace) -> int:
                          d_augment=args.d_augment, d_augment_fill=args.d_augment_fill)
         res = train(args.kind, args.data, args.out, overrides or None, tc, split=args.split, resume=args.resume,
                     val_classifier=args.val_classifier, command=canonical_command(args))
-    except (ValueError, TypeError, FileNotFoundError) as e:
-        print(f"genaug train: error: {e}", file=sys.stderr)
+    except (ValueError, TypeError, OSError, TrainingDivergedError) as e:
+        print(f"genaug train: error: {' '.join(str(e).split())}", file=sys.stderr)
         return 2
     msg = f"done: {res.step} steps; model written to {res.out / 'model.safetensors'}"
     if res.best_step is not None:

@@ -2,13 +2,20 @@
 
 One loop for all three kinds: seeded, deterministic on CPU, a tqdm progress bar with the
 losses, periodic checkpoints, exact ``resume`` (weights, optimizers, EMA, RNG state, step),
-validation and early stopping on a validation metric.
+validation and early stopping on a validation metric. Arguments are checked before any work
+(device present, output folder writable, data square with labels in range, a classifier as
+``val_classifier``); a loss, validation metric or weight that turns NaN or infinite stops
+training with :class:`TrainingDivergedError` before anything non-finite is written.
 
 Files written to ``out`` (a folder):
 
 * ``last.safetensors`` + ``last.json`` — resume state: tensors (model, optimizer moments,
   RNG state) in safetensors, everything else (step, optimizer hyper-parameters, best metric,
-  history, configs) in JSON beside it.
+  running loss averages, history, configs) as JSON. The JSON is stored inside
+  ``last.safetensors`` too (metadata ``train_state``, with the tensors' sha256), so that one
+  atomic file is the commit point: ``last.json`` is a readable copy written after it, and a
+  resume after an interruption between the two writes uses (and rewrites ``last.json`` from)
+  ``last.safetensors``; the two are never mixed.
 * ``best.safetensors`` — the model at the best validation metric (when validating).
 * ``model.safetensors`` — the final model to use: the best one when validation ran,
   otherwise the last one; a VAE with ``prior="aggregate"`` gets its prior fitted here.
@@ -34,7 +41,10 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
+import os
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -46,9 +56,10 @@ from torch import nn
 
 from ..data.builtin import ImageTensorDataset, load_builtin
 from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, load_model,
-                         model_kind, read_checkpoint, save_checkpoint)
+                         read_checkpoint, read_header, save_checkpoint, tensor_digest)
 from .models import (Classifier, ClassifierConfig, ConditionalGAN, ConditionalVAE, GANConfig,
                      VAEConfig)
+from .models.common import ALLOWED_CHANNELS, ALLOWED_IMAGE_SIZES
 
 KINDS = ("vae", "gan", "classifier")
 CONFIGS = {"vae": VAEConfig, "gan": GANConfig, "classifier": ClassifierConfig}
@@ -144,6 +155,80 @@ def d_augment_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 7_919 + 104_729) % 2**63)
 
 
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
+"""Device types training runs on (``"auto"`` picks CUDA when available, else the CPU)."""
+STATE_FORMAT = "genaug-train-state"
+STATE_VERSION = "2"
+"""Version 2: the whole resume state (``last.json``'s content) is inside ``last.safetensors``."""
+
+
+class TrainingDivergedError(RuntimeError):
+    """A training loss (or the weights) became NaN or infinite; nothing was written for that step."""
+
+
+def _finite(name: str, value: Any, allowed: str) -> float:
+    """``value`` as a float; ``TypeError`` if it is not a real number, ``ValueError`` if NaN / infinite."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name}={value!r} ({type(value).__name__}) must be a number {allowed}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name}={value!r} must be a finite number {allowed}")
+    return v
+
+
+def available_devices() -> list[str]:
+    """The devices this machine can train on, e.g. ``['cpu', 'cuda:0']``."""
+    out = ["cpu"]
+    if torch.cuda.is_available():
+        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        out.append("mps")
+    xpu = getattr(torch, "xpu", None)
+    if xpu is not None and xpu.is_available():
+        out += [f"xpu:{i}" for i in range(xpu.device_count())]
+    return out
+
+
+def parse_device(device: str) -> torch.device | None:
+    """Check the spelling of a training device (``None`` for ``"auto"``); ``ValueError`` naming it otherwise."""
+    if device == "auto":
+        return None
+    allowed = "'auto', 'cpu', 'cuda', 'cuda:N', 'mps' or 'xpu'"
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError, TypeError):
+        raise ValueError(f"device={device!r} is not a device; allowed: {allowed} "
+                         f"(this machine has: {', '.join(available_devices())})") from None
+    if dev.type not in DEVICE_TYPES:
+        raise ValueError(f"device={device!r} cannot be trained on; allowed: {allowed} "
+                         f"(this machine has: {', '.join(available_devices())})")
+    return dev
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """The device to train on: ``"auto"`` is CUDA when available, else the CPU.
+
+    Raises ``ValueError`` naming the device and the devices this machine has when the device
+    is misspelled or not present (e.g. ``"cuda"`` on a machine without CUDA).
+    """
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = parse_device(str(device))
+    assert dev is not None
+    if dev.type == "cpu":
+        return dev
+    have = available_devices()
+    present = [d for d in have if d.split(":")[0] == dev.type]
+    if not present or (dev.index is not None and f"{dev.type}:{dev.index}" not in have
+                       and not (dev.type == "mps" and dev.index == 0)):
+        why = (f"this machine has no {dev.type.upper()} device" if not present
+               else f"this machine has {len(present)} {dev.type.upper()} device(s)")
+        raise ValueError(f"device={str(device)!r} is not available: {why}; available: {', '.join(have)} "
+                         f"(or 'auto')")
+    return dev
+
+
 @dataclass
 class TrainConfig:
     """Optimisation settings shared by all trainers.
@@ -189,21 +274,40 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.d_augment is not None:
             self.d_augment = ",".join(parse_d_augment(self.d_augment))  # validated, canonical spelling
-        self.betas = tuple(float(b) for b in self.betas)  # type: ignore[assignment]
-        if not -1.0 <= self.d_augment_fill <= 1.0:
-            raise ValueError(f"d_augment_fill={self.d_augment_fill!r} must be in [-1, 1]")
         for name in ("steps", "batch_size", "ckpt_every"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name}={v!r} must be a positive int")
         for name in ("val_every", "patience"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 0:
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                 raise ValueError(f"{name}={v!r} must be an int >= 0")
-        if not 0.0 <= self.val_fraction < 1.0:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise TypeError(f"seed={self.seed!r} must be an int")
+        if not -1.0 <= _finite("d_augment_fill", self.d_augment_fill, "in [-1, 1]") <= 1.0:
+            raise ValueError(f"d_augment_fill={self.d_augment_fill!r} must be in [-1, 1]")
+        if not 0.0 <= _finite("val_fraction", self.val_fraction, "in [0, 1)") < 1.0:
             raise ValueError(f"val_fraction={self.val_fraction!r} must be in [0, 1)")
-        if self.lr <= 0 or (self.lr_d is not None and self.lr_d <= 0):
-            raise ValueError(f"lr={self.lr!r} / lr_d={self.lr_d!r} must be > 0")
+        for name in ("lr", "lr_d"):
+            v = getattr(self, name)
+            if v is not None and _finite(name, v, "> 0" + (" (or None = lr)" if name == "lr_d" else "")) <= 0:
+                raise ValueError(f"{name}={v!r} must be a finite number > 0")
+        betas = self.betas
+        if (isinstance(betas, (str, bytes)) or not hasattr(betas, "__len__") or len(betas) != 2
+                or any(isinstance(b, bool) or not isinstance(b, numbers.Real) for b in betas)):
+            raise TypeError(f"betas={betas!r} must be two numbers (beta1, beta2), each in [0, 1)")
+        self.betas = tuple(float(b) for b in betas)  # type: ignore[assignment]
+        if not all(0.0 <= b < 1.0 for b in self.betas):  # NaN fails the comparison too
+            raise ValueError(f"betas={betas!r} must be two finite numbers (beta1, beta2), each in [0, 1)")
+        if _finite("weight_decay", self.weight_decay, ">= 0") < 0:
+            raise ValueError(f"weight_decay={self.weight_decay!r} must be a finite number >= 0")
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+        if not isinstance(self.device, str):
+            raise TypeError(f"device={self.device!r} must be a str such as 'auto', 'cpu', 'cuda' or 'cuda:1'")
+        parse_device(self.device)  # a known device string (whether this machine has it is checked by train)
+        if not isinstance(self.progress, bool):
+            raise TypeError(f"progress={self.progress!r} must be a bool")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
@@ -227,12 +331,6 @@ class TrainResult:
     best_step: int | None
     stopped_early: bool
     history: list[dict[str, float]] = field(default_factory=list)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def split_train_val(ds: ImageTensorDataset, val_fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -420,6 +518,130 @@ def _provenance(kind: str, data_name: str, split: str, n_train: int, n_val: int,
             "torch_version": torch.__version__, "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+_DEMO_ONLY_DATA = {"digits": "8x8", "photos": "427x640, not square"}
+
+
+def _check_trainable_data(ds: ImageTensorDataset, data_name: str) -> None:
+    """Non-empty, square images of a size and channel count the models support."""
+    if len(ds) == 0:
+        raise ValueError(f"data={data_name!r} is empty (0 images); training needs at least one image")
+    _, c, h, w = ds.images.shape
+    if h != w or h not in ALLOWED_IMAGE_SIZES or c not in ALLOWED_CHANNELS:
+        hint = ""
+        if data_name in _DEMO_ONLY_DATA:
+            hint = (f"; the built-in {data_name!r} images ({_DEMO_ONLY_DATA[data_name]}) are for the transform "
+                    f"demos and cannot be trained on")
+        sides = f"{', '.join(map(str, ALLOWED_IMAGE_SIZES[:-1]))} or {ALLOWED_IMAGE_SIZES[-1]}"
+        raise ValueError(f"data={data_name!r} has {c}x{h}x{w} images; training needs square images of side {sides} "
+                         f"with {' or '.join(map(str, ALLOWED_CHANNELS))} channels, e.g. 'mnist5k', "
+                         f"'imagefolder:PATH' or 'export:PATH' of such images{hint}")
+
+
+def _check_out_writable(out: Path) -> None:
+    """Create ``out`` and write + remove a file in it, so an unwritable folder fails before training."""
+    try:
+        existed, is_file = out.is_dir(), out.exists() and not out.is_dir()
+    except OSError:
+        existed, is_file = False, False
+    if is_file:
+        raise ValueError(f"out={str(out)!r} is a file, not a folder; give a folder to write the checkpoints to")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".genaug-write-check-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        if not existed:
+            try:
+                out.rmdir()  # leave no empty folder behind
+            except OSError:
+                pass
+        raise ValueError(f"out={str(out)!r} is not a writable folder ({e.strerror or e}); give a folder you can "
+                         f"write to") from None
+
+
+def _load_val_classifier(val_classifier: Any, channels: int, image_size: int) -> Classifier:
+    """The validation classifier (a Classifier, a checkpoint path or a shipped name), checked against the data."""
+    what = (f"a {type(val_classifier).__name__} object" if isinstance(val_classifier, nn.Module)
+            else f"val_classifier={str(val_classifier)!r}")
+    clf = val_classifier if isinstance(val_classifier, nn.Module) else load_model(val_classifier)
+    got = getattr(clf, "kind", type(clf).__name__)
+    if not isinstance(clf, Classifier):
+        raise ValueError(f"{what} is a {got} model, not a classifier; val_classifier must be a Classifier "
+                         f"checkpoint (e.g. 'mnist-classifier' or a 'genaug train classifier' model.safetensors)")
+    if (clf.config.image_size, clf.config.channels) != (image_size, channels):
+        raise ValueError(f"{what} takes {clf.config.channels}x{clf.config.image_size}x{clf.config.image_size} "
+                         f"images but the data is {channels}x{image_size}x{image_size}; give a classifier trained "
+                         f"on images like the data")
+    return clf
+
+
+def _require_resume_state(out: Path) -> None:
+    last_st, last_js = out / "last.safetensors", out / "last.json"
+    if not last_st.exists():
+        if last_js.exists():
+            raise CheckpointError(f"cannot resume: {last_js} exists but {last_st} (weights, optimizer and RNG "
+                                  f"state) is missing; train again without --resume")
+        raise FileNotFoundError(f"resume=True but {last_st} does not exist; train without --resume first")
+
+
+def _read_resume_state(out: Path, log: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The resume state (JSON part, tensors) of ``out``; never a mix of two checkpoints.
+
+    ``last.safetensors`` holds the tensors and, in its metadata, the JSON state written with them
+    (one file, one commit point); an out-of-date or missing ``last.json`` (an interruption between
+    the two writes) is rewritten from it. A state written before that (no JSON inside) is paired
+    with ``last.json`` only if the optimizer step counts in the tensors equal its step.
+    """
+    last_st, last_js = out / "last.safetensors", out / "last.json"
+    _require_resume_state(out)
+    header, _ = read_header(last_st)
+    # States written before the digest was recorded have none: those are cross-checked below instead.
+    tensors, meta = read_checkpoint(last_st, verify="sha256" in header)
+    if meta.get("format") != STATE_FORMAT:
+        raise CheckpointError(f"cannot resume: {last_st} is not a genaug training state "
+                              f"(format={meta.get('format')!r}, expected {STATE_FORMAT!r})")
+    try:
+        on_disk = json.loads(last_js.read_text()) if last_js.exists() else None
+    except (OSError, ValueError):
+        on_disk = None
+    if "train_state" in meta:
+        js = json.loads(meta["train_state"])
+        if on_disk != js:
+            old = on_disk["state"].get("step") if isinstance(on_disk, dict) and "state" in on_disk else None
+            log(f"{last_js} was {'missing or unreadable' if on_disk is None else f'out of date (step {old})'}, "
+                f"left by an interrupted checkpoint write; rewrote it from {last_st} (step {js['state']['step']})")
+            atomic_write_text(json.dumps(js, indent=1, default=str), last_js)
+        return js, tensors
+    # A state written by an older genaug: last.json holds the non-tensor part. Check that they match.
+    if on_disk is None:
+        raise CheckpointError(f"cannot resume: {last_js} is missing or unreadable, and {last_st} was written by an "
+                              f"older genaug that keeps the rest of the state only there; train again without --resume")
+    step = on_disk["state"]["step"]
+    counts = sorted({int(v) for k, v in tensors.items() if k.startswith("optim.") and k.endswith(".step")})
+    if counts and counts != [step]:
+        raise CheckpointError(f"cannot resume: {last_st} holds optimizer state after {counts[-1]} steps but "
+                              f"{last_js} says step {step}: the two files come from different checkpoints (an "
+                              f"interrupted write); train again without --resume")
+    return on_disk, tensors
+
+
+def _diverged(kind: str, step: int, what: str, tc: TrainConfig, last_st: Path, saved: int | None) -> str:
+    where = (f"{last_st} still holds step {saved}" if saved is not None
+             else "no checkpoint was written")
+    lrs = f"lr={tc.lr}" + (f", lr_d={tc.lr_d}" if tc.lr_d is not None else "")
+    return (f"training diverged: the {kind}'s {what} at step {step} is not finite (NaN or infinity) with {lrs}; "
+            f"stopped without writing non-finite weights ({where}); lower the learning rate or change the "
+            f"model settings and train again")
+
+
+def _check_finite_weights(model: nn.Module, step: int, tc: TrainConfig, last_st: Path, saved: int | None) -> None:
+    bad = [k for k, t in model.state_dict().items() if t.is_floating_point() and not bool(torch.isfinite(t).all())]
+    if bad:
+        raise TrainingDivergedError(_diverged(model.kind, step, f"weights ({', '.join(bad[:3])}"
+                                              f"{', ...' if len(bad) > 3 else ''})", tc, last_st, saved))
+
+
 def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, out: str | Path,
           model_config: Any = None, train_config: TrainConfig | None = None, *, split: str = "train",
           resume: bool = False, val_classifier: str | Path | Classifier | None = None,
@@ -443,6 +665,14 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
     Returns:
         :class:`TrainResult` with the final model (the best one if validation ran).
 
+    Raises:
+        ValueError / TypeError: a bad argument (device this machine lacks, unwritable ``out``,
+            data that is empty, not square or has labels outside ``0..num_classes-1``, a
+            ``val_classifier`` that is not a classifier for such images, ...), before any step.
+        FileNotFoundError / CheckpointError: ``resume`` without a usable ``out/last.safetensors``.
+        TrainingDivergedError: a loss, validation metric or weight became NaN or infinite;
+            nothing non-finite was written.
+
     Example:
         >>> from genaug.generative import train, TrainConfig, VAEConfig
         >>> res = train("vae", "mnist5k", "runs/vae", VAEConfig(), TrainConfig(steps=2000))  # doctest: +SKIP
@@ -450,16 +680,22 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is not allowed; allowed: {KINDS}")
     tc = train_config or TrainConfig()
+    if not isinstance(tc, TrainConfig):
+        raise TypeError(f"train_config must be a TrainConfig or None, got {type(tc).__name__}")
     if tc.d_augment is not None and kind != "gan":
         raise ValueError(f"d_augment={tc.d_augment!r} is only used for kind='gan' (there is no discriminator "
                          f"in kind={kind!r})")
+    if val_classifier is not None and kind != "gan":
+        raise ValueError("val_classifier is only used for kind='gan'")
     log = log or (lambda s: print(s, file=sys.stderr))
     out = Path(out)
+    device = resolve_device(tc.device)  # a misspelled or absent device fails before any work
+    if not isinstance(data, (str, ImageTensorDataset)) and hasattr(data, "__len__") and len(data) == 0:
+        raise ValueError(f"data (a {type(data).__name__}) is empty (0 images); training needs at least one image")
     ds = load_builtin(data, split) if not isinstance(data, ImageTensorDataset) else data
     data_name = data if isinstance(data, str) else ds.name
+    _check_trainable_data(ds, data_name)
     _, c, h, w = ds.images.shape
-    if h != w:
-        raise ValueError(f"data images are {h}x{w}; models need square images of size 28, 32 or 64")
     defaults = {"image_size": h, "channels": c,
                 "num_classes": ds.num_classes if kind != "gan" or ds.num_classes > 1 else 0}
     cfg_cls = CONFIGS[kind]
@@ -472,42 +708,47 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
     if (model_config.image_size, model_config.channels) != (h, c):
         raise ValueError(f"model_config has image_size={model_config.image_size}, channels={model_config.channels} "
                          f"but the data is {c}x{h}x{w}")
-    if model_config.num_classes and int(ds.labels.max()) >= model_config.num_classes:
-        raise ValueError(f"data has label {int(ds.labels.max())} but num_classes={model_config.num_classes}")
+    nc = model_config.num_classes
+    if nc:
+        lo, hi = int(ds.labels.min()), int(ds.labels.max())
+        if lo < 0 or hi >= nc:
+            raise ValueError(f"data has labels in {lo}..{hi} but num_classes={nc}: class labels must be ints in "
+                             f"0..{nc - 1}")
 
-    device = resolve_device(tc.device)
     torch.manual_seed(tc.seed)
     model = _build_model(kind, model_config).to(device)
     opts = _optimizers(kind, model, tc)
     tr_idx, va_idx = split_train_val(ds, tc.val_fraction, tc.seed)
+    if len(tr_idx) == 0:
+        raise ValueError(f"no training images are left after holding out val_fraction={tc.val_fraction} of each "
+                         f"class from the {len(ds)} images; lower val_fraction or give more data")
     train_x, train_y = ds.images[tr_idx], ds.labels[tr_idx]
     clf = None
     if val_classifier is not None:
-        if kind != "gan":
-            raise ValueError("val_classifier is only used for kind='gan'")
-        clf = val_classifier if isinstance(val_classifier, Classifier) else load_model(val_classifier)
+        clf = _load_val_classifier(val_classifier, c, h)
         clf = clf.to(device).eval()
     trainer = _Trainer(kind, model, opts, device, ds.images[va_idx], ds.labels[va_idx], clf,
                        d_augment=tc.d_augment, seed=tc.seed, d_augment_fill=tc.d_augment_fill)
     conditional = model_config.num_classes > 0
 
-    state = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": [], "stopped_early": False}
+    state: dict[str, Any] = {"step": 0, "best_metric": None, "best_step": None, "bad_evals": 0, "history": [],
+                             "stopped_early": False, "running": {}}
     last_st, last_js = out / "last.safetensors", out / "last.json"
     if resume:
-        if not last_js.exists():
-            raise FileNotFoundError(f"resume=True but {last_js} does not exist; train without --resume first")
-        js = json.loads(last_js.read_text())
+        _require_resume_state(out)
+    _check_out_writable(out)  # before the first step, not at the first checkpoint
+    if resume:
+        js, tensors = _read_resume_state(out, log)
         if js["kind"] != kind or js["model_config"] != model_config.to_dict():
-            raise CheckpointError(f"cannot resume: {last_js} was written for kind={js['kind']!r} with config "
+            raise CheckpointError(f"cannot resume: {last_st} was written for kind={js['kind']!r} with config "
                                   f"{js['model_config']}, not kind={kind!r} with {model_config.to_dict()}")
         if js["train_config"]["seed"] != tc.seed or js["train_config"]["batch_size"] != tc.batch_size:
-            raise CheckpointError(f"cannot resume: seed/batch_size differ from {last_js} "
+            raise CheckpointError(f"cannot resume: seed/batch_size differ from {last_st} "
                                   f"({js['train_config']['seed']}/{js['train_config']['batch_size']})")
         old_da = (js["train_config"].get("d_augment"), js["train_config"].get("d_augment_fill", 0.0))
         if old_da != (tc.d_augment, tc.d_augment_fill):
             raise CheckpointError(f"cannot resume: d_augment={tc.d_augment!r}, d_augment_fill={tc.d_augment_fill!r} "
-                                  f"differ from {last_js} (d_augment={old_da[0]!r}, d_augment_fill={old_da[1]!r})")
-        tensors, _ = read_checkpoint(last_st)
+                                  f"differ from {last_st} (d_augment={old_da[0]!r}, d_augment_fill={old_da[1]!r})")
         model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(model_sd, strict=True)
         _restore_optimizers(opts, tensors, js["optimizers"], device)
@@ -515,9 +756,12 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
         if device.type == "cuda" and "rng.cuda" in tensors:
             torch.cuda.set_rng_state(tensors["rng.cuda"], device)
         state.update(js["state"])
+        state.setdefault("running", {})  # absent from states written before it was saved
         log(f"resumed {kind} from {last_st} at step {state['step']}")
+    saved_step = [state["step"] if resume else None]
 
     def save_last() -> None:
+        _check_finite_weights(model, state["step"], tc, last_st, saved_step[0])
         opt_t, opt_rest = _optimizer_tensors(opts)
         tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
         tensors.update(opt_t)
@@ -525,45 +769,63 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
         if device.type == "cuda":
             tensors["rng.cuda"] = torch.cuda.get_rng_state(device)
         prov = _provenance(kind, data_name, split, len(tr_idx), len(va_idx), state["step"], tc, command)
-        atomic_save_tensors(tensors, last_st, {"format": "genaug-train-state", "kind": kind})
-        atomic_write_text(json.dumps({"kind": kind, "model_config": model_config.to_dict(),
-                                      "train_config": asdict(tc), "optimizers": opt_rest, "state": state,
-                                      "provenance": prov}, indent=1, default=str), last_js)
+        digest = tensor_digest(tensors)
+        js = {"format": STATE_FORMAT, "version": STATE_VERSION, "kind": kind, "model_config": model_config.to_dict(),
+              "train_config": asdict(tc), "optimizers": opt_rest, "state": state, "provenance": prov,
+              "tensors_sha256": digest}
+        # One commit point: the tensors and the rest of the state go into last.safetensors together
+        # (the JSON in its metadata); last.json is a readable copy written after it. An interruption
+        # between the two leaves an out-of-date last.json, which resume ignores and rewrites.
+        atomic_save_tensors(tensors, last_st, {"format": STATE_FORMAT, "state_version": STATE_VERSION,
+                                               "kind": kind, "step": str(state["step"]), "sha256": digest,
+                                               "train_state": json.dumps(js, default=str)})
+        atomic_write_text(json.dumps(js, indent=1, default=str), last_js)
+        saved_step[0] = state["step"]
 
     from tqdm.auto import tqdm
 
     bar = tqdm(total=tc.steps, initial=state["step"], desc=f"train {kind}", disable=not tc.progress,
                dynamic_ncols=True, file=sys.stderr)
-    running: dict[str, float] = {}
-    while state["step"] < tc.steps and not state["stopped_early"]:
-        trainer.step_count = state["step"]
-        idx = batch_indices(len(tr_idx), tc.batch_size, state["step"], tc.seed)
-        x = train_x[idx].to(device).float() / 255
-        y = train_y[idx].to(device) if conditional else None
-        losses = trainer.step(x, y)
-        state["step"] += 1
-        for k, v in losses.items():
-            running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
-        s = state["step"]
-        if tc.val_every and s % tc.val_every == 0 and trainer.can_validate():
-            val = trainer.validate()
-            state["history"].append({"step": s, **{k: round(v, 6) for k, v in running.items()}, **val})
-            if state["best_metric"] is None or val["metric"] > state["best_metric"]:
-                state["best_metric"], state["best_step"], state["bad_evals"] = val["metric"], s, 0
-                save_checkpoint(model, out / "best.safetensors",
-                                _provenance(kind, data_name, split, len(tr_idx), len(va_idx), s, tc, command))
-            else:
-                state["bad_evals"] += 1
-                if tc.patience and state["bad_evals"] >= tc.patience:
-                    state["stopped_early"] = True
-                    log(f"early stopping at step {s}: no improvement for {tc.patience} validations "
-                        f"(best {state['best_metric']:.4f} at step {state['best_step']})")
-            bar.write(f"step {s}: " + ", ".join(f"{k}={v:.4f}" for k, v in val.items()), file=sys.stderr)
-        if s % tc.ckpt_every == 0 or s == tc.steps or state["stopped_early"]:
-            save_last()
-    bar.close()
+    running: dict[str, float] = state["running"]  # saved with the state: a resumed history equals a full one
+    try:
+        while state["step"] < tc.steps and not state["stopped_early"]:
+            trainer.step_count = state["step"]
+            idx = batch_indices(len(tr_idx), tc.batch_size, state["step"], tc.seed)
+            x = train_x[idx].to(device).float() / 255
+            y = train_y[idx].to(device) if conditional else None
+            losses = trainer.step(x, y)
+            state["step"] += 1
+            s = state["step"]
+            bad = ", ".join(f"{k}={v}" for k, v in losses.items() if not math.isfinite(v))
+            if bad:
+                raise TrainingDivergedError(_diverged(kind, s, f"training loss ({bad})", tc, last_st, saved_step[0]))
+            for k, v in losses.items():
+                running[k] = v if k not in running else 0.9 * running[k] + 0.1 * v
+            bar.update(1)
+            bar.set_postfix({k: f"{v:.3f}" for k, v in running.items()}, refresh=False)
+            if tc.val_every and s % tc.val_every == 0 and trainer.can_validate():
+                val = trainer.validate()
+                if not math.isfinite(val["metric"]):
+                    raise TrainingDivergedError(_diverged(kind, s, f"validation metric ({val['metric']})", tc, last_st,
+                                                          saved_step[0]))
+                state["history"].append({"step": s, **{k: round(v, 6) for k, v in running.items()}, **val})
+                if state["best_metric"] is None or val["metric"] > state["best_metric"]:
+                    state["best_metric"], state["best_step"], state["bad_evals"] = val["metric"], s, 0
+                    _check_finite_weights(model, s, tc, last_st, saved_step[0])
+                    save_checkpoint(model, out / "best.safetensors",
+                                    _provenance(kind, data_name, split, len(tr_idx), len(va_idx), s, tc, command))
+                else:
+                    state["bad_evals"] += 1
+                    if tc.patience and state["bad_evals"] >= tc.patience:
+                        state["stopped_early"] = True
+                        log(f"early stopping at step {s}: no improvement for {tc.patience} validations "
+                            f"(best {state['best_metric']:.4f} at step {state['best_step']})")
+                bar.write(f"step {s}: " + ", ".join(f"{k}={v:.4f}" for k, v in val.items()), file=sys.stderr)
+            if s % tc.ckpt_every == 0 or s == tc.steps or state["stopped_early"]:
+                save_last()
+    finally:
+        bar.close()
+    _check_finite_weights(model, state["step"], tc, last_st, saved_step[0])
 
     final = model
     if kind == "gan":

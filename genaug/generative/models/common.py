@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import threading
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, fields
@@ -20,8 +21,56 @@ ALLOWED_IMAGE_SIZES = (28, 32, 64)
 ALLOWED_CHANNELS = (1, 3)
 
 
+_FIELD_KINDS = {"int": "an int", "float": "a finite number", "bool": "a bool (True or False)", "str": "a str"}
+
+
+def check_field_types(cfg: Any) -> None:
+    """Check every field of config dataclass ``cfg`` against its declared type.
+
+    ``bool`` fields must be ``bool``; ``int`` fields integers (not ``bool``; NumPy integers are
+    turned into ``int``); ``float`` fields real numbers (``int`` allowed, NumPy floats turned
+    into ``float``) that are finite; ``str`` fields ``str``. Raises ``TypeError`` (wrong type)
+    or ``ValueError`` (NaN / infinity) naming the class, the field, the value and what is allowed.
+
+    Example:
+        >>> from genaug.generative import VAEConfig
+        >>> VAEConfig(beta=float("nan"))
+        Traceback (most recent call last):
+        ...
+        ValueError: VAEConfig.beta=nan must be a finite number (got NaN or infinity)
+    """
+    name = type(cfg).__name__
+    for f in fields(cfg):
+        declared = f.type if isinstance(f.type, str) else getattr(f.type, "__name__", str(f.type))
+        if declared not in _FIELD_KINDS:
+            continue
+        v = getattr(cfg, f.name)
+        wrong = TypeError(f"{name}.{f.name}={v!r} ({type(v).__name__}) must be {_FIELD_KINDS[declared]}")
+        if declared == "bool":
+            if not isinstance(v, bool):
+                raise wrong
+        elif declared == "int":
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+                raise wrong
+            setattr(cfg, f.name, int(v))
+        elif declared == "float":
+            if isinstance(v, bool) or not isinstance(v, numbers.Real):
+                raise wrong
+            if not isinstance(v, (int, float)):
+                v = float(v)
+                setattr(cfg, f.name, v)
+            if not math.isfinite(v):
+                raise ValueError(f"{name}.{f.name}={v!r} must be a finite number (got NaN or infinity)")
+        elif not isinstance(v, str):
+            raise wrong
+
+
 def validate_common_config(cfg: Any) -> None:
-    """Check the fields every model config shares; raise ``ValueError`` naming the field."""
+    """Check field types (:func:`check_field_types`) and the fields every model config shares.
+
+    Raises ``TypeError`` / ``ValueError`` naming the field, the value and what is allowed.
+    """
+    check_field_types(cfg)
     if cfg.image_size not in ALLOWED_IMAGE_SIZES:
         raise ValueError(f"image_size={cfg.image_size!r} is not supported; allowed: {ALLOWED_IMAGE_SIZES}")
     if cfg.channels not in ALLOWED_CHANNELS:
