@@ -56,6 +56,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 
+from genaug._device import check_device
 from genaug.transforms.base import Transform, check_numbers
 
 #: The roles a batch entry can play: the pipeline's call arguments (``image`` is its first).
@@ -65,7 +66,7 @@ EXTRA_OUTPUTS = (("boxes", "boxes_valid"), ("keypoints", "keypoints_valid"))
 
 
 def resolve_device(device: Any) -> torch.device:
-    """Validate ``device`` and return it as a ``torch.device`` (``"cuda"`` gets its index).
+    """Validate ``device`` (:func:`genaug._device.check_device`; ``meta`` allowed) and return it (``"cuda"`` gets its index).
 
     Raises ``TypeError`` for something that is not a device, ``ValueError`` for a device that
     PyTorch does not know or that this machine does not have.
@@ -73,37 +74,14 @@ def resolve_device(device: Any) -> torch.device:
     Example:
         >>> resolve_device("cpu")
         device(type='cpu')
-        >>> resolve_device("tpu")
+        >>> resolve_device("tpu")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: device must be 'cpu', 'cuda', 'cuda:N', 'mps', 'meta' or another device type ... got 'tpu' (...)
+        ValueError: device='tpu' is not a device name torch knows; allowed: cpu, cuda, cuda:N, mps, xpu, meta ...
     """
-    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
-        raise TypeError(f"device must be a str such as 'cuda' or 'cpu', or a torch.device, got {device!r} "
-                        f"({type(device).__name__})")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as exc:
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N', 'mps', 'meta' or another device type PyTorch "
-                         f"knows, got {device!r} ({str(exc).strip()})") from None
-    if dev.type in ("cpu", "meta"):
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            built = f"PyTorch {torch.__version__} built " + (f"with CUDA {torch.version.cuda}" if torch.version.cuda
-                                                              else "without CUDA")
-            raise ValueError(f"device={str(device)!r}, but CUDA is not available on this machine "
-                             f"(torch.cuda.is_available() is False; {built}): use device='cpu'")
-        count = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= count:
-            raise ValueError(f"device={str(device)!r} does not exist: this machine has {count} CUDA device(s) "
-                             f"(cuda:0 .. cuda:{count - 1})")
-        return dev if dev.index is not None else torch.device("cuda", torch.cuda.current_device())
-    try:  # mps, xpu, ...: usable when a tensor can be made there
-        torch.empty(0, device=dev)
-    except Exception as exc:  # noqa: BLE001 - every backend fails differently
-        raise ValueError(f"device={str(device)!r} is not usable on this machine: {type(exc).__name__}: "
-                         f"{str(exc).strip()[:300]}") from None
+    dev = check_device(device, auto=False, meta=True)
+    if dev.type == "cuda" and dev.index is None:
+        return torch.device("cuda", torch.cuda.current_device())
     return dev
 
 

@@ -26,6 +26,7 @@ import torch
 
 from genaug.data.synthetic import (SyntheticDataset, _cat_params, _ParamsMismatch, convert_images,
                                    index_seeds, stream_key)
+from genaug._device import check_device as _check_device
 from genaug.transforms.base import Transform, take_rows
 
 __all__ = ["AugmentSource", "Block", "ExportError", "SyntheticSource", "check_device", "params_from_json",
@@ -41,24 +42,13 @@ class ExportError(ValueError):
     """A problem with an export's inputs or output folder, with a message a user can act on."""
 
 
-def _available_devices() -> list[str]:
-    """The devices this machine can run an export on, for error messages."""
-    avail = ["cpu"]
-    if torch.cuda.is_available():
-        n = torch.cuda.device_count()
-        avail += ["cuda"] + [f"cuda:{i}" for i in range(n)]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        avail.append("mps")
-    return avail
-
-
 def check_device(device: Any) -> torch.device | None:
     """``device`` as a :class:`torch.device`, or :class:`ExportError` if this machine cannot run on it.
 
-    Checked before anything is written, so ``--device cuda`` on a machine without CUDA (or
-    ``cuda:7`` with two GPUs) fails with one line saying what is available, instead of a traceback
-    after the output folder was claimed. ``None`` (the model's own device) passes unchanged.
+    Checked before anything is written (:func:`genaug._device.check_device`), so ``--device cuda``
+    on a machine without CUDA (or ``cuda:7`` with two GPUs) fails with one line saying what is
+    available, instead of a traceback after the output folder was claimed. ``None`` (the model's
+    own device) passes unchanged.
 
     Example:
         >>> check_device("cpu")
@@ -66,41 +56,16 @@ def check_device(device: Any) -> torch.device | None:
         >>> check_device("gpu")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        genaug.data.export_sources.ExportError: --device 'gpu' is not a torch device name (...); allowed: cpu...
+        genaug.data.export_sources.ExportError: --device='gpu' is not a device name torch knows; allowed: cpu, ...
     """
     if device is None:
         return None
     try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError) as e:
-        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise ExportError(f"--device {str(device)!r} is not a torch device name ({msg}); allowed: "
-                          f"{', '.join(_available_devices())}") from None
-    shown = str(device)
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ExportError(f"--device {shown!r}: CUDA is not available on this machine "
-                              f"(torch.cuda.is_available() is False); allowed: {', '.join(_available_devices())}")
-        n = torch.cuda.device_count()
-        if dev.index is not None and not 0 <= dev.index < n:
-            raise ExportError(f"--device {shown!r}: this machine has {n} CUDA device(s) (cuda:0..cuda:{n - 1}); "
-                              f"under torchrun, --device cuda takes cuda:LOCAL_RANK, so start at most {n} ranks per "
-                              f"machine; allowed: {', '.join(_available_devices())}")
-        return dev
-    if dev.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        if mps is None or not mps.is_available():
-            raise ExportError(f"--device {shown!r}: MPS is not available on this machine; allowed: "
-                              f"{', '.join(_available_devices())}")
-        return dev
-    backend = getattr(torch, dev.type, None)
-    is_available = getattr(backend, "is_available", None)
-    if callable(is_available) and is_available():
-        return dev
-    raise ExportError(f"--device {shown!r}: a {dev.type!r} device is not available for an export on this machine; "
-                      f"allowed: {', '.join(_available_devices())}")
+        return _check_device(device, "--device", auto=False)
+    except (ValueError, TypeError) as e:
+        hint = ("; under torchrun, --device cuda takes cuda:LOCAL_RANK, so start at most as many ranks per machine "
+                "as it has GPUs") if "there is no such device" in str(e) else ""
+        raise ExportError(f"{e}{hint}") from None
 
 
 # ----------------------------------------------------------------------------- params as JSON

@@ -54,6 +54,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from genaug._device import DEVICE_TYPES, available_devices, check_device
+
 from ..data.builtin import ImageTensorDataset, load_builtin
 from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, load_model,
                          read_checkpoint, read_header, save_checkpoint, tensor_digest)
@@ -155,7 +157,6 @@ def d_augment_generator(seed: int, step: int) -> torch.Generator:
     return torch.Generator().manual_seed(((seed * 1_000_003 + step) * 7_919 + 104_729) % 2**63)
 
 
-DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 """Device types training runs on (``"auto"`` picks CUDA when available, else the CPU)."""
 STATE_FORMAT = "genaug-train-state"
 STATE_VERSION = "2"
@@ -176,20 +177,6 @@ def _finite(name: str, value: Any, allowed: str) -> float:
     return v
 
 
-def available_devices() -> list[str]:
-    """The devices this machine can train on, e.g. ``['cpu', 'cuda:0']``."""
-    out = ["cpu"]
-    if torch.cuda.is_available():
-        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    xpu = getattr(torch, "xpu", None)
-    if xpu is not None and xpu.is_available():
-        out += [f"xpu:{i}" for i in range(xpu.device_count())]
-    return out
-
-
 def parse_device(device: str) -> torch.device | None:
     """Check the spelling of a training device (``None`` for ``"auto"``); ``ValueError`` naming it otherwise."""
     if device == "auto":
@@ -207,26 +194,12 @@ def parse_device(device: str) -> torch.device | None:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """The device to train on: ``"auto"`` is CUDA when available, else the CPU.
+    """The device to train on (:func:`genaug._device.check_device`): ``"auto"`` is CUDA when available, else the CPU.
 
     Raises ``ValueError`` naming the device and the devices this machine has when the device
     is misspelled or not present (e.g. ``"cuda"`` on a machine without CUDA).
     """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = parse_device(str(device))
-    assert dev is not None
-    if dev.type == "cpu":
-        return dev
-    have = available_devices()
-    present = [d for d in have if d.split(":")[0] == dev.type]
-    if not present or (dev.index is not None and f"{dev.type}:{dev.index}" not in have
-                       and not (dev.type == "mps" and dev.index == 0)):
-        why = (f"this machine has no {dev.type.upper()} device" if not present
-               else f"this machine has {len(present)} {dev.type.upper()} device(s)")
-        raise ValueError(f"device={str(device)!r} is not available: {why}; available: {', '.join(have)} "
-                         f"(or 'auto')")
-    return dev
+    return check_device(device)
 
 
 @dataclass

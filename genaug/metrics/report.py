@@ -26,6 +26,7 @@ from typing import Any, Sequence
 import torch
 
 from genaug._atomic import atomic_write_bytes
+from genaug._device import check_device
 
 from .classifier_accuracy import gan_test
 from .distribution import frechet_distance, kernel_distance
@@ -344,27 +345,8 @@ def _distribution_metrics(fr: FeatureSet, ff: FeatureSet, *, k: int, coverage_k:
     return summary, per_class, not_available
 
 
-def available_devices() -> list[str]:
-    """The devices this machine offers: ``cpu``, then ``cuda:N`` for each GPU, then ``mps`` if present.
-
-    Example:
-        >>> available_devices()[0]
-        'cpu'
-    """
-    out = ["cpu"]
-    if torch.cuda.is_available():
-        out += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        out.append("mps")
-    return out
-
-
 def resolve_device(device: str | torch.device | None, argument: str = "device") -> torch.device:
-    """Check ``device`` and return it as a ``torch.device`` (``None``: CPU; ``"auto"``: CUDA if present).
-
-    Only devices this machine has are accepted: ``cpu``, ``cuda`` / ``cuda:N`` with CUDA available and
-    ``N`` below the GPU count, ``mps`` where available.
+    """Check ``device`` (:func:`genaug._device.check_device`) and return it (``None``: CPU; ``"auto"``: CUDA if present).
 
     Raises:
         ValueError: naming ``argument``, the value, the allowed forms and what this machine has.
@@ -375,36 +357,9 @@ def resolve_device(device: str | torch.device | None, argument: str = "device") 
         >>> resolve_device("nosuch")  # doctest: +ELLIPSIS
         Traceback (most recent call last):
         ...
-        ValueError: device='nosuch' is not a device name torch knows; allowed: auto, cpu, cuda, cuda:N, mps ...
+        ValueError: device='nosuch' is not a device name torch knows; allowed: auto, cpu, cuda, cuda:N, mps, xpu ...
     """
-    if device is None:
-        return torch.device("cpu")
-    if isinstance(device, str) and device.strip().lower() == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    have = f"this machine has: {', '.join(available_devices())}"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        raise ValueError(f"{argument}={device!r} is not a device name torch knows; allowed: auto, cpu, cuda, "
-                         f"cuda:N, mps ({have})") from None
-    if dev.type == "cpu":
-        return dev
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"{argument}={device!r}: CUDA is not available on this machine; allowed: auto or one of "
-                             f"the devices it has ({have})")
-        n = torch.cuda.device_count()
-        if dev.index is not None and dev.index >= n:
-            raise ValueError(f"{argument}={device!r}: there is no GPU {dev.index}; allowed: cuda:0..cuda:{n - 1} "
-                             f"({have})")
-        return dev
-    if dev.type == "mps":
-        if "mps" not in available_devices():
-            raise ValueError(f"{argument}={device!r}: MPS is not available on this machine; allowed: auto or one of "
-                             f"the devices it has ({have})")
-        return dev
-    raise ValueError(f"{argument}={device!r}: device type {dev.type!r} is not supported here; allowed: auto, cpu, "
-                     f"cuda, cuda:N, mps ({have})")
+    return torch.device("cpu") if device is None else check_device(device, argument)
 
 
 def _check_model_classes(model: Any, real_y: torch.Tensor | None, data_name: str, uses: list[str]) -> None:
