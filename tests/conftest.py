@@ -22,6 +22,16 @@ def photo() -> torch.Tensor:
     return 0.8 * smooth + 0.2 * noise
 
 
+@pytest.fixture(scope="session")
+def small_mnist():
+    """150 mnist5k training digits of classes 0-2, for tiny training runs."""
+    from genaug.data.builtin import ImageTensorDataset, load_builtin
+
+    ds = load_builtin("mnist5k", "train")
+    idx = torch.nonzero(ds.labels < 3).flatten()[::8]
+    return ImageTensorDataset(ds.images[idx], ds.labels[idx], "mnist5k-small", "train")
+
+
 CUDA_NOTE = ("tests marked 'cuda' need a GPU: without one they are deselected (not skipped); they run on a GPU "
              "machine with the command in benchmarks/gpu_command.txt")
 

@@ -7,20 +7,12 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from genaug.data import ImageTensorDataset, load_builtin
 from genaug.generative import SHIPPED, ConditionalGAN, GANConfig, TrainConfig, load_model, train
 from genaug.generative.cli import main as cli_main
 from genaug.generative.train import D_AUGMENT_OPS, d_augment_generator, diff_augment, parse_d_augment
 
 TINY_GAN = GANConfig(g_width=4, d_width=4, latent_dim=8, num_classes=3, penalty="r1", penalty_weight=0.1)
 POLICIES = ["color", "translation", "cutout", "translation,cutout", "color,translation,cutout"]
-
-
-@pytest.fixture(scope="module")
-def small_mnist():
-    ds = load_builtin("mnist5k", "train")
-    idx = torch.nonzero(ds.labels < 3).flatten()[::8]  # 150 images of classes 0-2
-    return ImageTensorDataset(ds.images[idx], ds.labels[idx], "mnist5k-small", "train")
 
 
 def quiet(**kw):

@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import genaug.generative.train  # noqa: F401  (the module; genaug.generative.train is also the function)
-from genaug.data import ImageTensorDataset, load_builtin
+from genaug.data import ImageTensorDataset
 from genaug.generative import (Classifier, ClassifierConfig, ConditionalGAN, GANConfig, TrainConfig, VAEConfig,
                                train)
 from genaug.generative.checkpoint import CheckpointError
@@ -27,13 +27,6 @@ TINY_GAN = GANConfig(g_width=4, d_width=4, latent_dim=8, num_classes=3)
 TINY_VAE = VAEConfig(enc_width=4, dec_width=4, latent_dim=4, num_classes=3)
 TINY_CLF = {"width": 4, "feature_dim": 16}
 QUIET = lambda s: None  # noqa: E731
-
-
-@pytest.fixture(scope="module")
-def small_mnist():
-    ds = load_builtin("mnist5k", "train")
-    idx = torch.nonzero(ds.labels < 3).flatten()[::8]  # 150 images of classes 0-2
-    return ImageTensorDataset(ds.images[idx], ds.labels[idx], "mnist5k-small", "train")
 
 
 def quiet(**kw):
