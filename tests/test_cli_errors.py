@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from genaug.cli import main
 
@@ -143,3 +144,24 @@ def test_check_output_folder_leaves_nothing_behind(tmp_path):
     created = check_output_folder(tmp_path / "a" / "b")
     assert created == [tmp_path / "a" / "b", tmp_path / "a"] and not list((tmp_path / "a" / "b").iterdir())
     assert check_output_folder(tmp_path / "a" / "b") == []            # an existing folder: nothing created
+
+
+def test_robustness_checks_out_and_device_before_the_run(tmp_path, capsys, monkeypatch):
+    import genaug.robustness.evaluation as evaluation
+
+    def never(*a, **k):
+        raise AssertionError("the evaluation started although --out or --device is unusable")
+    monkeypatch.setattr(evaluation, "evaluate", never)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    target = tmp_path / "taken"
+    target.write_text("x")
+    argv = ["robustness", "--model", "mnist-classifier", "--data", "mnist5k:test", "--limit", "8", "--corruptions",
+            "fog", "--severities", "1", "--no-progress"]
+    assert main([*argv, "--out", str(target / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"genaug robustness: --out '{target / 'sub'}': cannot create the output folder ([Errno 20] Not a " \
+                  f"directory: '{target / 'sub'}')\n"
+    assert main([*argv, "--out", str(tmp_path / "o"), "--device", "cuda"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("genaug robustness: --device='cuda': CUDA is not available") and err.count("\n") == 1
+    assert not (tmp_path / "o").exists()

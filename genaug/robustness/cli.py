@@ -83,8 +83,18 @@ def run_robustness(args: argparse.Namespace) -> int:
     import genaug
     from genaug.robustness.evaluation import evaluate
 
+    from genaug._device import check_device
+    from genaug.cli import check_output_folder
+
     if args.limit is not None and args.limit < 1:
         print(f"genaug robustness: --limit must be a positive number of images, got {args.limit}", file=sys.stderr)
+        return 2
+    try:  # before any work: a bad device or an unusable --out fails in a second, not after the run
+        if args.device is not None:
+            check_device(args.device, "--device")
+        created = check_output_folder(args.out)
+    except (ValueError, TypeError, OSError) as exc:
+        print(f"genaug robustness: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     data = _load_data(args.data)
     if args.limit is not None:  # a seeded random subset: the built-in sets are sorted by class
@@ -99,8 +109,11 @@ def run_robustness(args: argparse.Namespace) -> int:
                           device=args.device, table=args.table, seed=args.seed, baseline=args.baseline,
                           generator=generator, n_per_class=args.n_per_class, out=args.out,
                           progress=not args.no_progress, model_name=args.model, data_name=args.data)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
-        print(f"genaug robustness: {exc}", file=sys.stderr)
+    except (ValueError, TypeError, OSError) as exc:
+        from genaug.cli import remove_empty_folders
+
+        remove_empty_folders(created)
+        print(f"genaug robustness: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
     from genaug.robustness.report import to_markdown
 
