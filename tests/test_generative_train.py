@@ -1,6 +1,7 @@
 """Training: loss falls, exact resume, early stopping, CLI, shipped-model demo grids."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -93,6 +94,21 @@ def test_resume_refuses_a_different_config(tmp_path, small_mnist):
         train("vae", small_mnist, tmp_path, other, quiet(steps=4), resume=True, log=lambda s: None)
     with pytest.raises(FileNotFoundError, match="--resume"):
         train("vae", small_mnist, tmp_path / "empty", TINY_VAE, quiet(steps=4), resume=True, log=lambda s: None)
+
+
+def test_resume_refuses_other_optimisation_settings_and_accepts_more_steps(tmp_path, small_mnist):
+    """The restored optimizer state would silently keep the run's lr, betas and weight decay."""
+    train("vae", small_mnist, tmp_path, TINY_VAE, quiet(steps=2, lr=1e-3), log=lambda s: None)
+    for change, shown in ((dict(lr=5e-4), "lr=0.0005 (the run has 0.001)"),
+                          (dict(betas=(0.9, 0.99)), "betas=(0.9, 0.99) (the run has [0.5, 0.999])"),
+                          (dict(weight_decay=1e-4), "weight_decay=0.0001 (the run has 0.0)"),
+                          (dict(val_fraction=0.2), "val_fraction=0.2 (the run has 0.1)")):
+        with pytest.raises(ValueError, match=re.escape(shown)):
+            train("vae", small_mnist, tmp_path, TINY_VAE, quiet(steps=4, **{"lr": 1e-3, **change}), resume=True,
+                  log=lambda s: None)
+    res = train("vae", small_mnist, tmp_path, TINY_VAE, quiet(steps=4, lr=1e-3, patience=3, ckpt_every=1),
+                resume=True, log=lambda s: None)
+    assert res.step == 4
 
 
 def test_train_validates_data_against_config(tmp_path, small_mnist):

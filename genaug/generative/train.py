@@ -193,6 +193,16 @@ def parse_device(device: str) -> torch.device | None:
     return dev
 
 
+#: TrainConfig fields a resumed run must share with the run it continues.
+RESUME_FIXED = ("seed", "batch_size", "lr", "lr_d", "betas", "weight_decay", "val_fraction", "d_augment",
+                "d_augment_fill")
+
+
+def _json_value(value: Any) -> Any:
+    """``value`` as it reads back from JSON (tuples become lists), for comparisons with a saved config."""
+    return json.loads(json.dumps(value, default=str))
+
+
 def resolve_device(device: str | torch.device) -> torch.device:
     """The device to train on (:func:`genaug._device.check_device`): ``"auto"`` is CUDA when available, else the CPU.
 
@@ -715,13 +725,16 @@ def train(kind: str, data: str | ImageTensorDataset | torch.utils.data.Dataset, 
         if js["kind"] != kind or js["model_config"] != model_config.to_dict():
             raise CheckpointError(f"cannot resume: {last_st} was written for kind={js['kind']!r} with config "
                                   f"{js['model_config']}, not kind={kind!r} with {model_config.to_dict()}")
-        if js["train_config"]["seed"] != tc.seed or js["train_config"]["batch_size"] != tc.batch_size:
-            raise CheckpointError(f"cannot resume: seed/batch_size differ from {last_st} "
-                                  f"({js['train_config']['seed']}/{js['train_config']['batch_size']})")
-        old_da = (js["train_config"].get("d_augment"), js["train_config"].get("d_augment_fill", 0.0))
-        if old_da != (tc.d_augment, tc.d_augment_fill):
-            raise CheckpointError(f"cannot resume: d_augment={tc.d_augment!r}, d_augment_fill={tc.d_augment_fill!r} "
-                                  f"differ from {last_st} (d_augment={old_da[0]!r}, d_augment_fill={old_da[1]!r})")
+        # what decides the batches, the split and each update must be the run's own (steps may grow);
+        # the optimizer state would silently keep the old lr / betas / weight decay otherwise
+        saved_tc, now_tc = js["train_config"], asdict(tc)
+        defaults = {"d_augment": None, "d_augment_fill": 0.0}
+        differ = [f"{k}={now_tc[k]!r} (the run has {saved_tc.get(k, defaults.get(k))!r})" for k in RESUME_FIXED
+                  if _json_value(saved_tc.get(k, defaults.get(k))) != _json_value(now_tc[k])]
+        if differ:
+            raise CheckpointError(f"cannot resume {last_st}: {', '.join(differ)}; resume with the run's values "
+                                  "(only steps, ckpt_every, val_every, patience, device and progress may change), "
+                                  "or train anew into another --out")
         model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
         model.load_state_dict(model_sd, strict=True)
         _restore_optimizers(opts, tensors, js["optimizers"], device)
