@@ -13,6 +13,8 @@ MODULES = [
     "genaug.transforms.compose",
     "genaug.transforms.serialization",
     "genaug._atomic",
+    "genaug._device",
+    "genaug._folders",
 ]
 
 

@@ -42,9 +42,7 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +53,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from genaug._device import DEVICE_TYPES, available_devices, check_device
+from genaug._folders import OutputFolderError, check_output_folder
 
 from ..data.builtin import ImageTensorDataset, load_builtin
 from .checkpoint import (CheckpointError, atomic_save_tensors, atomic_write_text, load_model,
@@ -521,26 +520,15 @@ def _check_trainable_data(ds: ImageTensorDataset, data_name: str) -> None:
 
 
 def _check_out_writable(out: Path) -> None:
-    """Create ``out`` and write + remove a file in it, so an unwritable folder fails before training."""
+    """Create ``out`` and prove it writable (:func:`genaug._folders.check_output_folder`) before training."""
     try:
-        existed, is_file = out.is_dir(), out.exists() and not out.is_dir()
-    except OSError:
-        existed, is_file = False, False
-    if is_file:
-        raise ValueError(f"out={str(out)!r} is a file, not a folder; give a folder to write the checkpoints to")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=out, prefix=".genaug-write-check-", suffix=".tmp")
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        if not existed:
-            try:
-                out.rmdir()  # leave no empty folder behind
-            except OSError:
-                pass
-        raise ValueError(f"out={str(out)!r} is not a writable folder ({e.strerror or e}); give a folder you can "
-                         f"write to") from None
+        check_output_folder(out, "out")
+    except OutputFolderError as e:
+        if e.os_error is None:
+            raise ValueError(f"out={str(out)!r} is a file, not a folder; give a folder to write the checkpoints "
+                             "to") from None
+        raise ValueError(f"out={str(out)!r} is not a writable folder ({e.os_error.strerror or e.os_error}); give a "
+                         f"folder you can write to") from None
 
 
 def _load_val_classifier(val_classifier: Any, channels: int, image_size: int) -> Classifier:

@@ -83,7 +83,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Entry point of ``genaug evaluate-generator``; returns the exit status."""
     import torch
 
-    from genaug.cli import _one_line, check_output_folder, remove_empty_folders
+    from genaug._folders import _one_line, check_output_folder, remove_empty_folders
     from genaug.generative import CheckpointError
 
     from .report import evaluate_generator, evaluate_samples, resolve_device, write_report

@@ -84,7 +84,7 @@ def run_robustness(args: argparse.Namespace) -> int:
     from genaug.robustness.evaluation import evaluate
 
     from genaug._device import check_device
-    from genaug.cli import check_output_folder
+    from genaug._folders import check_output_folder
 
     if args.limit is not None and args.limit < 1:
         print(f"genaug robustness: --limit must be a positive number of images, got {args.limit}", file=sys.stderr)
@@ -110,7 +110,7 @@ def run_robustness(args: argparse.Namespace) -> int:
                           generator=generator, n_per_class=args.n_per_class, out=args.out,
                           progress=not args.no_progress, model_name=args.model, data_name=args.data)
     except (ValueError, TypeError, OSError) as exc:
-        from genaug.cli import remove_empty_folders
+        from genaug._folders import remove_empty_folders
 
         remove_empty_folders(created)
         print(f"genaug robustness: {' '.join(str(exc).split())}", file=sys.stderr)

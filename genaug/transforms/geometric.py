@@ -26,8 +26,10 @@ from genaug.transforms.warp import WarpOptions
 # no copy). Trigonometric functions stay torch's, so the numbers are those of the torch version.
 
 
-def _np(values: torch.Tensor | np.ndarray) -> np.ndarray:
-    """Parameters as float64 NumPy (a CPU float64 tensor is viewed, not copied)."""
+def _np(values: Any) -> Any:
+    """Parameters as float64 NumPy (a CPU float64 tensor is viewed, not copied); a number stays a number."""
+    if isinstance(values, (int, float)):
+        return values
     if isinstance(values, np.ndarray):
         return values.astype(np.float64, copy=False)
     return values.detach().to(device="cpu", dtype=torch.float64).numpy()
@@ -58,12 +60,8 @@ def linear(a: Any, b: Any, c: Any, d: Any) -> np.ndarray:
     """
     a = _np(a)
     m = _batch_eye(a.shape[0])
-    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = a, _scalar_or_np(b), _scalar_or_np(c), _scalar_or_np(d)
+    m[:, 0, 0], m[:, 0, 1], m[:, 1, 0], m[:, 1, 1] = a, _np(b), _np(c), _np(d)
     return m
-
-
-def _scalar_or_np(v: Any) -> Any:
-    return v if isinstance(v, (int, float)) else _np(v)
 
 
 def about_center(m: np.ndarray, size: tuple[int, int]) -> np.ndarray:

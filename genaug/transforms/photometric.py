@@ -50,13 +50,9 @@ def _factor_range(name: str, value: Any, *, center: float, low: float, high: flo
     return max(lo, low), hi
 
 
-def hue_matrix(hue: torch.Tensor) -> torch.Tensor:
-    """``(B, 3, 3)`` RGB matrices rotating hue by ``hue`` turns (torchvision's hue_factor units)."""
-    return torch.from_numpy(_hue_matrix_np(hue.detach().to("cpu", torch.float64))).to(hue.device)
-
-
 def _hue_matrix_np(hue: torch.Tensor) -> np.ndarray:
-    """:func:`hue_matrix` of a CPU float64 ``hue`` as NumPy (the angle's cosine and sine are torch's)."""
+    """``(B, 3, 3)`` RGB matrices (float64 NumPy) rotating hue by ``hue`` turns (torchvision's hue_factor
+    units), for a CPU float64 ``hue`` (the angle's cosine and sine are torch's)."""
     angle = -2.0 * math.pi * hue
     cos, sin = torch.cos(angle).numpy(), torch.sin(angle).numpy()
     rot = np.zeros((hue.shape[0], 3, 3))
